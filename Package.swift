@@ -1,0 +1,88 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let strict: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
+let package = Package(
+    name: "sec1000",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sec1000", targets: ["sec1000"]),
+        .library(name: "SEC1000Protocol", targets: ["SEC1000Protocol"]),
+        .library(name: "SEC1000Client", targets: ["SEC1000Client"]),
+        .library(name: "SEC1000Simulator", targets: ["SEC1000Simulator"]),
+        .library(name: "ModbusServer", targets: ["ModbusServer"]),
+        .library(name: "Bridge", targets: ["Bridge"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+    ],
+    targets: [
+        // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
+        .target(name: "SEC1000Protocol", swiftSettings: strict),
+        // Blocking POSIX sockets with deadlines, shared by the client, the simulator and the server.
+        .target(name: "Sockets", swiftSettings: strict),
+        // Talking to a real device: transport, retry policy, pacing, zero-power filter.
+        .target(
+            name: "SEC1000Client",
+            dependencies: ["SEC1000Protocol", "Sockets", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // A simulated SEC1000 with fault injection.
+        .target(
+            name: "SEC1000Simulator",
+            dependencies: ["SEC1000Protocol", "Sockets", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Debian's libmodbus-dev.
+        .systemLibrary(
+            name: "CModbus",
+            pkgConfig: "libmodbus",
+            providers: [.apt(["libmodbus-dev"])]
+        ),
+        // A Modbus TCP server on libmodbus that knows nothing of the SEC1000.
+        .target(
+            name: "ModbusServer",
+            dependencies: ["CModbus", "Sockets", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict
+        ),
+        // Pollers, the register map and the services that make up `sec1000 bridge`.
+        .target(
+            name: "Bridge",
+            dependencies: [
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .executableTarget(
+            name: "sec1000",
+            dependencies: [
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
+        .testTarget(
+            name: "SEC1000ClientTests",
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000"],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "BridgeTests",
+            dependencies: [
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Simulator", "sec1000",
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)
