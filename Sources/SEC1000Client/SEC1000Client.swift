@@ -1,0 +1,130 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Dispatch
+import Logging
+import SEC1000Protocol
+import Sockets
+import Synchronization
+
+/// How often to try a request, and how long to wait between tries.
+public struct RetryPolicy: Sendable, Equatable {
+    /// Attempts in all (at least 1).
+    public var attempts: Int
+    /// Pause after a failed attempt.
+    public var wait: Duration
+
+    public init(attempts: Int, wait: Duration) {
+        self.attempts = max(1, attempts)
+        self.wait = wait
+    }
+
+    /// The original tool's policy: 10 attempts, 5 s apart.
+    public static let standard = RetryPolicy(attempts: 10, wait: .seconds(5))
+    /// One attempt.
+    public static let once = RetryPolicy(attempts: 1, wait: .zero)
+}
+
+/// A client for one SEC1000.
+///
+/// Transactions to the device are serialized and spaced by at least `minimumGap` from the end of
+/// the previous one, whoever asks: the device stops answering when it is polled too fast.
+/// The blocking socket work runs on the client's own serial queue, never on Swift's cooperative
+/// pool, and task cancellation aborts it at once.
+public final class SEC1000Client: Sendable {
+    public let address: SocketAddress
+    public let timeouts: Timeouts
+    public let minimumGap: Duration
+
+    private let queue: DispatchQueue
+    /// When the last transaction ended; touched only on `queue`, guarded for the compiler's sake.
+    private let lastTransactionEnd = Mutex<ContinuousClock.Instant?>(nil)
+
+    public init(address: SocketAddress, timeouts: Timeouts = Timeouts(), minimumGap: Duration = .seconds(1)) {
+        self.address = address
+        self.timeouts = timeouts
+        self.minimumGap = minimumGap
+        self.queue = DispatchQueue(label: "sec1000.client.\(address)")
+    }
+
+    /// One transaction, with no retry.
+    public func send(_ request: Request) async throws(SEC1000Error) -> Response {
+        let interrupter = SocketInterrupter()
+        let result = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, SEC1000Error>, Never>) in
+                queue.async { [self] in
+                    continuation.resume(returning: Result { () throws(SEC1000Error) -> Response in
+                        try paced(request, interrupter: interrupter)
+                    })
+                }
+            }
+        } onCancel: {
+            interrupter.interrupt()
+        }
+        return try result.get()
+    }
+
+    /// Runs on `queue`: waits out the gap, then performs the transaction.
+    private func paced(_ request: Request, interrupter: SocketInterrupter) throws(SEC1000Error) -> Response {
+        if let last = lastTransactionEnd.withLock({ $0 }) {
+            let wait = last + minimumGap - ContinuousClock.now
+            if wait > .zero { blockingSleep(wait) }
+        }
+        defer { lastTransactionEnd.withLock { $0 = ContinuousClock.now } }
+        if interrupter.isInterrupted { throw .cancelled }
+        return try performTransaction(request, with: address, timeouts: timeouts, interrupter: interrupter)
+    }
+
+    /// Sends `request` until it succeeds or the policy's attempts are spent.
+    ///
+    /// `onFailure` sees every failed attempt (its number from 1, and the error), so a caller can
+    /// count and log them. Throws the last attempt's error.
+    public func send(
+        _ request: Request, policy: RetryPolicy, onFailure: (Int, SEC1000Error) -> Void = { _, _ in }
+    ) async throws(SEC1000Error) -> Response {
+        var attempt = 1
+        while true {
+            do {
+                return try await send(request)
+            } catch {
+                onFailure(attempt, error)
+                guard error.isRetryable, attempt < policy.attempts else { throw error }
+            }
+            do {
+                try await Task.sleep(for: policy.wait)
+            } catch {
+                throw .cancelled
+            }
+            attempt += 1
+        }
+    }
+
+    /// Reads the measurements, retrying per `policy`.
+    public func readMeasurements(
+        policy: RetryPolicy = .standard, onFailure: (Int, SEC1000Error) -> Void = { _, _ in }
+    ) async throws(SEC1000Error) -> Measurements {
+        guard case .measurements(let m) = try await send(.readMeasurements, policy: policy, onFailure: onFailure) else {
+            throw .malformed(reason: "not a measurements answer", received: [])
+        }
+        return m
+    }
+
+    /// Reads the export-limit settings, retrying per `policy`.
+    public func readExportSettings(
+        policy: RetryPolicy = .standard, onFailure: (Int, SEC1000Error) -> Void = { _, _ in }
+    ) async throws(SEC1000Error) -> ExportSettings {
+        guard case .exportSettings(let s) = try await send(.readExportSettings, policy: policy, onFailure: onFailure) else {
+            throw .malformed(reason: "not an export settings answer", received: [])
+        }
+        return s
+    }
+}
+
+private func blockingSleep(_ duration: Duration) {
+    let (seconds, attoseconds) = duration.components
+    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
+    var remaining = timespec()
+    while nanosleep(&request, &remaining) != 0 { request = remaining }
+}

@@ -1,0 +1,55 @@
+import SEC1000Protocol
+import Sockets
+
+/// Timeouts of one transaction.
+public struct Timeouts: Sendable, Equatable {
+    /// How long connecting may take.
+    public var connect: Duration
+    /// How long sending the request and receiving the whole answer may take.
+    public var answer: Duration
+
+    public init(connect: Duration = .seconds(10), answer: Duration = .seconds(10)) {
+        self.connect = connect
+        self.answer = answer
+    }
+}
+
+/// One transaction as the device expects it: connect, send one request, read one whole answer, close.
+///
+/// Blocking; bounded by `timeouts`. Reads exactly the frame the length byte announces, however TCP
+/// splits it, and never a byte more.
+public func performTransaction(
+    _ request: Request, with address: SocketAddress, timeouts: Timeouts, interrupter: SocketInterrupter? = nil
+) throws(SEC1000Error) -> Response {
+    let stream: TCPStream
+    do {
+        stream = try TCPStream.connect(to: address, timeout: timeouts.connect, interrupter: interrupter)
+    } catch {
+        throw SEC1000Error(error, stage: .connect, received: [])
+    }
+    let deadline = ContinuousClock.now + timeouts.answer
+    do {
+        try stream.write(request.bytes, deadline: deadline)
+    } catch {
+        throw SEC1000Error(error, stage: .send, received: [])
+    }
+    var reader = ResponseFrameReader()
+    while reader.missing > 0 {
+        let chunk: [UInt8]
+        do {
+            chunk = try stream.read(upTo: reader.missing, deadline: deadline)
+        } catch {
+            throw SEC1000Error(error, stage: .receive, received: reader.bytes)
+        }
+        do {
+            try reader.append(chunk)
+        } catch {
+            throw SEC1000Error(error)
+        }
+    }
+    do {
+        return try ResponseDecoder.decode(reader.bytes, for: request.command)
+    } catch {
+        throw SEC1000Error(error)
+    }
+}
