@@ -53,3 +53,33 @@ public func performTransaction(
         throw SEC1000Error(error)
     }
 }
+
+/// Sends `request` and returns whatever the device answered, valid or not, for `sec1000 analyze`.
+///
+/// Reads until the length byte's frame is complete, the bytes stop making sense, the device
+/// closes, or the timeout; a failure before anything arrives is thrown.
+public func captureRawAnswer(
+    to request: Request, from address: SocketAddress, timeouts: Timeouts
+) throws(SEC1000Error) -> [UInt8] {
+    let stream: TCPStream
+    do {
+        stream = try TCPStream.connect(to: address, timeout: timeouts.connect)
+    } catch {
+        throw SEC1000Error(error, stage: .connect, received: [])
+    }
+    let deadline = ContinuousClock.now + timeouts.answer
+    do {
+        try stream.write(request.bytes, deadline: deadline)
+    } catch {
+        throw SEC1000Error(error, stage: .send, received: [])
+    }
+    var reader = ResponseFrameReader()
+    var bytes: [UInt8] = []
+    while reader.missing > 0 {
+        guard let chunk = try? stream.read(upTo: reader.missing, deadline: deadline) else { break }
+        bytes += chunk
+        do { try reader.append(chunk) } catch { break }
+    }
+    if bytes.isEmpty { throw .timeout(stage: .receive, received: []) }
+    return bytes
+}

@@ -145,11 +145,11 @@ public struct AnswerAnalysis: Sendable {
 
     /// A plain-text table of the analysis, ending with the verdict.
     public var text: String {
-        var lines = ["offset  bytes        field                              raw  value"]
+        var lines = ["offset  bytes        field                                     raw  value"]
         for row in rows {
             let hexBytes = row.bytes.count <= 4 ? row.bytes.hexDescription : Array(row.bytes.prefix(4)).hexDescription + " …"
             lines.append(
-                pad(String(row.offset), 8) + pad(hexBytes, 13) + pad(row.field, 29)
+                pad(String(row.offset), 8) + pad(hexBytes, 13) + pad(row.field, 36)
                     + leftPad(row.raw.map(String.init) ?? "", 10) + "  " + (row.scaled ?? ""))
         }
         if let receivedChecksum, let computedChecksum {

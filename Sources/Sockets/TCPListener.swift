@@ -5,7 +5,7 @@ import Darwin
 #endif
 
 /// A listening TCP socket (non-blocking). Port 0 binds an ephemeral port; `port` tells which.
-public struct TCPListener: ~Copyable {
+public struct TCPListener: ~Copyable, Sendable {
     public let descriptor: Int32
     /// The port actually bound.
     public let port: UInt16

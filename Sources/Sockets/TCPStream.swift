@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// The socket is non-blocking and every wait goes through `poll()`, so no call can hang past its
 /// deadline however the peer behaves. The descriptor is closed when the value goes away.
-public struct TCPStream: ~Copyable {
+public struct TCPStream: ~Copyable, Sendable {
     public let descriptor: Int32
     private let interrupter: SocketInterrupter?
 

@@ -1,0 +1,69 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import ArgumentParser
+import Logging
+import SEC1000Client
+import Sockets
+
+/// Where the device is and how long to wait for it.
+struct DeviceOptions: ParsableArguments {
+    @Option(help: "The SEC1000's host name or IP address.")
+    var host: String
+
+    @Option(help: "The SEC1000's TCP port.")
+    var port: UInt16 = 1234
+
+    @Option(help: "Seconds to wait for the connection and, again, for the answer.")
+    var timeout: Double = 10
+
+    func validate() throws {
+        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
+    }
+
+    var address: SocketAddress { SocketAddress(host: host, port: port) }
+    var timeouts: Timeouts { Timeouts(connect: .seconds(timeout), answer: .seconds(timeout)) }
+}
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case json, text
+}
+
+enum LogLevelOption: String, ExpressibleByArgument, CaseIterable {
+    case trace, debug, info, notice, warning, error, critical
+
+    var level: Logger.Level { Logger.Level(rawValue: rawValue)! }
+}
+
+/// Sends logs to standard error at `level`; the executable is the only place that bootstraps logging.
+func bootstrapLogging(_ level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+/// Writes one line to standard error.
+func printError(_ message: String) {
+    var stderr = StandardError()
+    print(message, to: &stderr)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) {
+        var bytes = Array(string.utf8)[...]
+        while !bytes.isEmpty {
+            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            guard written > 0 else { return }
+            bytes = bytes.dropFirst(written)
+        }
+    }
+}
+
+extension Duration {
+    /// A duration from a number of seconds given on the command line.
+    static func seconds(double value: Double) -> Duration { .milliseconds(Int64((value * 1000).rounded())) }
+}

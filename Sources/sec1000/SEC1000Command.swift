@@ -1,0 +1,14 @@
+import ArgumentParser
+
+@main
+struct SEC1000Command: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sec1000",
+        abstract: "Read a GoodWe SEC1000 Smart Energy Controller and serve it over Modbus TCP.",
+        version: bridgeVersion,
+        subcommands: [ReadCommand.self, AnalyzeCommand.self, SimulateCommand.self]
+    )
+}
+
+/// The program's version, reported by `--version` and in the logs.
+let bridgeVersion = "0.1.0"

@@ -1,0 +1,96 @@
+import ArgumentParser
+import Logging
+import SEC1000Protocol
+import SEC1000Simulator
+import Sockets
+import UnixSignals
+
+struct SimulateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "simulate",
+        abstract: "Run a simulated SEC1000 that speaks the device protocol, with optional faults.")
+
+    @Option(help: "Where to listen, HOST:PORT.")
+    var listen: String = "127.0.0.1:1234"
+
+    @OptionGroup var simulation: SimulationOptions
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    func validate() throws {
+        _ = try parsedListen()
+        try simulation.check()
+    }
+
+    func parsedListen() throws -> SocketAddress {
+        do { return try SocketAddress(parsing: listen, defaultPort: 1234) } catch { throw ValidationError("--listen: \(error)") }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel.level)
+        var configuration = simulation.configuration
+        configuration.listen = try parsedListen()
+        let device: SimulatedDevice
+        do {
+            device = try SimulatedDevice(configuration: configuration)
+        } catch {
+            printError("error: cannot listen on \(listen): \(error)")
+            throw ExitCode(1)
+        }
+        device.start()
+        print("simulated SEC1000 on \(configuration.listen.host):\(device.port); stop with Ctrl-C")
+        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { break }
+        device.stop()
+    }
+}
+
+/// The simulated device's behaviour, shared by `simulate` and `bridge --simulate`.
+struct SimulationOptions: ParsableArguments {
+    @Flag(help: "Answer every measurements request with the real capture from the protocol notes.")
+    var capture = false
+
+    @Option(help: "Installed PV power of the simulated site, W.")
+    var peakPower: Double = 8000
+
+    @Option(help: "Seconds in a simulated day; 86400 follows the local clock.")
+    var dayLength: Double = 86400
+
+    @Option(help: "Probability of a short (status) answer to a measurements request.")
+    var shortAnswerRate: Double = 0
+    @Option(help: "Probability of a false 0 W inverters power.")
+    var zeroPowerRate: Double = 0
+    @Option(help: "Probability of a bad checksum.")
+    var badChecksumRate: Double = 0
+    @Option(help: "Probability of an answer cut short.")
+    var truncateRate: Double = 0
+    @Option(help: "Probability of never answering.")
+    var hangRate: Double = 0
+    @Option(help: "Probability of closing the connection at once (a reset).")
+    var dropRate: Double = 0
+    @Option(help: "Probability of answering only after --delay.")
+    var slowRate: Double = 0
+    @Option(help: "Seconds a slow answer takes.")
+    var delay: Double = 2
+    @Option(help: "Seed for the fault decisions, to replay a run.")
+    var seed: UInt64?
+
+    func check() throws {
+        let rates = [("short-answer", shortAnswerRate), ("zero-power", zeroPowerRate), ("bad-checksum", badChecksumRate),
+                     ("truncate", truncateRate), ("hang", hangRate), ("drop", dropRate), ("slow", slowRate)]
+        for (name, rate) in rates where !(0...1).contains(rate) {
+            throw ValidationError("--\(name)-rate must be between 0 and 1")
+        }
+        guard delay >= 0 else { throw ValidationError("--delay must not be negative") }
+        guard peakPower >= 0, peakPower < 1e7 else { throw ValidationError("--peak-power must be between 0 and 10000000 W") }
+        guard dayLength >= 60 else { throw ValidationError("--day-length must be at least 60 seconds") }
+    }
+
+    var configuration: SimulatorConfiguration {
+        SimulatorConfiguration(
+            faults: FaultRates(
+                drop: dropRate, hang: hangRate, shortAnswer: shortAnswerRate, badChecksum: badChecksumRate,
+                truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay)),
+            seed: seed, model: MeasurementModel(peakPower: peakPower, dayLength: dayLength), replayCapture: capture)
+    }
+}
