@@ -48,15 +48,24 @@ func bootstrapLogging(_ level: Logger.Level) {
 
 /// Writes one line to standard error.
 func printError(_ message: String) {
-    var stderr = StandardError()
-    print(message, to: &stderr)
+    var stream = Unbuffered(descriptor: 2)
+    print(message, to: &stream)
 }
 
-struct StandardError: TextOutputStream {
+/// Writes one line to standard output at once, even when it is a pipe (a daemon's banner must not
+/// sit in a buffer).
+func printNow(_ message: String) {
+    var stream = Unbuffered(descriptor: 1)
+    print(message, to: &stream)
+}
+
+struct Unbuffered: TextOutputStream {
+    let descriptor: Int32
+
     mutating func write(_ string: String) {
         var bytes = Array(string.utf8)[...]
         while !bytes.isEmpty {
-            let written = bytes.withUnsafeBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+            let written = bytes.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress, $0.count) }
             guard written > 0 else { return }
             bytes = bytes.dropFirst(written)
         }

@@ -1,0 +1,46 @@
+import ModbusServer
+
+/// Serves every configured device's registers on its unit id, following the contract's answer table.
+public struct BridgeRegisterBank: RegisterBank {
+    private let devices: [UInt8: DeviceState]
+    private let first: DeviceState
+
+    /// `devices` in configuration order; unit ids 0 and 255 reach the first one unless configured.
+    public init(devices: [DeviceState]) {
+        precondition(!devices.isEmpty, "at least one device")
+        self.first = devices[0]
+        self.devices = Dictionary(devices.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
+    }
+
+    private func device(_ unit: UInt8) -> DeviceState? {
+        devices[unit] ?? (unit == 0 || unit == 255 ? first : nil)
+    }
+
+    public func serves(unit: UInt8) -> Bool { device(unit) != nil }
+
+    public func read(unit: UInt8, address: UInt16, into registers: UnsafeMutableBufferPointer<UInt16>) -> ModbusException? {
+        guard let device = device(unit) else { return .gatewayPathUnavailable }
+        let end = Int(address) + registers.count
+        guard let block = RegisterMap.blocks.first(where: { $0.contains(address) }), end <= Int(block.upperBound) else {
+            return .illegalDataAddress
+        }
+        let snapshot = device.current
+        let now = ContinuousClock.now
+        let source: [UInt16]
+        let offset: Int
+        if block == RegisterMap.blockC {
+            source = device.statusRegisters(snapshot, at: now)
+            offset = Int(address - block.lowerBound)
+        } else {
+            guard let sample = snapshot.sample, device.isFresh(sample, at: now) else {
+                return .gatewayTargetFailedToRespond
+            }
+            source = sample.registers
+            offset = Int(address - block.lowerBound) + (block == RegisterMap.blockB ? 28 : 0)
+        }
+        source.withUnsafeBufferPointer { values in
+            _ = registers.update(fromContentsOf: values[offset..<(offset + registers.count)])
+        }
+        return nil
+    }
+}

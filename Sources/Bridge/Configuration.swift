@@ -1,0 +1,111 @@
+import SEC1000Client
+import Sockets
+
+/// One SEC1000 and the unit id it is served on.
+public struct DeviceConfiguration: Sendable, Equatable {
+    public var address: SocketAddress
+    public var unit: UInt8
+
+    public init(address: SocketAddress, unit: UInt8 = 1) {
+        self.address = address
+        self.unit = unit
+    }
+
+    /// Parses `HOST[:PORT][@UNIT]` (port 1234 and unit 1 by default).
+    public init(parsing text: String) throws(ConfigurationError) {
+        var hostPart = Substring(text)
+        var unit: UInt8 = 1
+        if let at = text.lastIndex(of: "@") {
+            let unitText = text[text.index(after: at)...]
+            guard let parsed = UInt8(unitText), (1...247).contains(parsed) else {
+                throw .invalid("--device \(text): the unit id '\(unitText)' must be 1 to 247")
+            }
+            unit = parsed
+            hostPart = text[..<at]
+        }
+        do {
+            self.init(address: try SocketAddress(parsing: String(hostPart), defaultPort: 1234), unit: unit)
+        } catch {
+            throw .invalid("--device \(text): \(error)")
+        }
+    }
+}
+
+/// How the device reports the sign of the meter power.
+public enum GridSign: String, Sendable, CaseIterable {
+    /// + = power taken from the grid (the original tool's reading).
+    case importPositive = "import-positive"
+    /// + = power sent to the grid (GoodWe inverters' convention).
+    case exportPositive = "export-positive"
+}
+
+/// Everything `sec1000 bridge` needs.
+public struct BridgeConfiguration: Sendable {
+    public var devices: [DeviceConfiguration]
+    public var listen: SocketAddress
+    /// Time between polls of one device.
+    public var interval: Duration
+    /// Data older than this are not served (exception 0x0B).
+    public var staleAfter: Duration
+    public var maxConnections: Int
+    public var idleTimeout: Duration
+    public var gridSign: GridSign
+    /// Timeouts of one transaction with a device.
+    public var timeouts: Timeouts
+    /// Attempts within one poll.
+    public var retry: RetryPolicy
+    /// The least time between two transactions with one device.
+    public var minimumGap: Duration
+    /// The longest pause between polls while a device keeps failing.
+    public var maxBackoff: Duration
+    /// The zero-power filter's size and maximum age (seconds).
+    public var filterCapacity: Int
+    public var filterMaximumAge: Double
+
+    public init(
+        devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
+        interval: Duration = .seconds(10), staleAfter: Duration? = nil, maxConnections: Int = 64,
+        idleTimeout: Duration = .seconds(60), gridSign: GridSign = .importPositive,
+        timeouts: Timeouts = Timeouts(connect: .seconds(5), answer: .seconds(5)),
+        retry: RetryPolicy = RetryPolicy(attempts: 3, wait: .seconds(2)), minimumGap: Duration = .seconds(1),
+        maxBackoff: Duration = .seconds(60), filterCapacity: Int = 10, filterMaximumAge: Double = 1200
+    ) {
+        self.devices = devices
+        self.listen = listen
+        self.interval = interval
+        self.staleAfter = staleAfter ?? interval * 3
+        self.maxConnections = maxConnections
+        self.idleTimeout = idleTimeout
+        self.gridSign = gridSign
+        self.timeouts = timeouts
+        self.retry = retry
+        self.minimumGap = minimumGap
+        self.maxBackoff = maxBackoff
+        self.filterCapacity = filterCapacity
+        self.filterMaximumAge = filterMaximumAge
+    }
+
+    /// Checks what the types cannot: at least one device, distinct unit ids, sensible durations.
+    public func validate() throws(ConfigurationError) {
+        guard !devices.isEmpty else { throw .invalid("at least one --device (or --simulate) is required") }
+        var seen: Set<UInt8> = []
+        for device in devices where !seen.insert(device.unit).inserted {
+            throw .invalid("unit id \(device.unit) is given to two devices; use HOST@UNIT to tell them apart")
+        }
+        guard interval > .zero else { throw .invalid("--interval must be positive") }
+        guard staleAfter >= interval else { throw .invalid("--stale-after must be at least the interval") }
+        guard maxConnections >= 1 else { throw .invalid("--max-connections must be at least 1") }
+        guard idleTimeout > .zero else { throw .invalid("--idle-timeout must be positive") }
+    }
+}
+
+/// A configuration that cannot work; the message says which option and why.
+public enum ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    case invalid(String)
+
+    public var description: String {
+        switch self {
+        case .invalid(let message): message
+        }
+    }
+}

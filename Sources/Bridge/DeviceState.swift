@@ -1,0 +1,94 @@
+import SEC1000Protocol
+import Synchronization
+
+/// One good poll, encoded for serving.
+public struct Sample: Sendable {
+    /// Blocks A and B: 56 registers.
+    public let registers: [UInt16]
+    /// When it was taken, on the monotonic clock (for staleness).
+    public let taken: ContinuousClock.Instant
+    /// When it was taken, Unix seconds (for register 207).
+    public let unixTime: UInt32
+    /// Whether the inverters power is a substituted value.
+    public let substituted: Bool
+    /// The filtered measurements it was encoded from.
+    public let measurements: Measurements
+}
+
+/// What the bridge knows of one device, published whole so no reader sees half of a poll.
+public struct DeviceSnapshot: Sendable {
+    public var sample: Sample?
+    public var goodPolls: UInt32 = 0
+    public var failedPolls: UInt32 = 0
+    /// Register 206: the cause of the most recent failure (0: none so far).
+    public var lastError: UInt16 = 0
+    public var lastPollFailed = false
+
+    public init() {}
+}
+
+/// The published state of one device: its poller writes, the Modbus thread reads.
+///
+/// One lock guards one small value; readers copy it out (a few retains) and work outside the lock.
+public final class DeviceState: Sendable {
+    public let unit: UInt8
+    public let interval: Duration
+    public let staleAfter: Duration
+    private let snapshot = Mutex(DeviceSnapshot())
+
+    public init(unit: UInt8, interval: Duration, staleAfter: Duration) {
+        self.unit = unit
+        self.interval = interval
+        self.staleAfter = staleAfter
+    }
+
+    public var current: DeviceSnapshot { snapshot.withLock { $0 } }
+
+    /// Publishes a good poll.
+    public func publish(_ sample: Sample) {
+        snapshot.withLock {
+            $0.sample = sample
+            $0.goodPolls &+= 1
+            $0.lastPollFailed = false
+        }
+    }
+
+    /// Records a failed attempt.
+    public func recordFailure(code: UInt16) {
+        snapshot.withLock {
+            $0.failedPolls &+= 1
+            $0.lastError = code
+            $0.lastPollFailed = true
+        }
+    }
+
+    /// Whether `sample` may still be served at `now`.
+    public func isFresh(_ sample: Sample, at now: ContinuousClock.Instant) -> Bool {
+        now - sample.taken <= staleAfter
+    }
+
+    /// Block C (10 registers) as it reads at `now`.
+    public func statusRegisters(_ snapshot: DeviceSnapshot, at now: ContinuousClock.Instant) -> [UInt16] {
+        var flags: RegisterMap.StatusFlags = []
+        var age: UInt16 = 65535
+        var time: UInt32 = 0
+        if let sample = snapshot.sample {
+            if isFresh(sample, at: now) { flags.insert(.fresh) }
+            if sample.substituted { flags.insert(.substituted) }
+            age = UInt16(clamping: (now - sample.taken).components.seconds)
+            time = sample.unixTime
+        } else {
+            flags.insert(.noSample)
+        }
+        if snapshot.lastPollFailed { flags.insert(.lastPollFailed) }
+        let interval = interval.components
+        let intervalSeconds = UInt16(clamping: interval.seconds + (interval.attoseconds >= 500_000_000_000_000_000 ? 1 : 0))
+        var registers: [UInt16] = [flags.rawValue, age]
+        RegisterMap.appendHighWordFirst(snapshot.goodPolls, to: &registers)
+        RegisterMap.appendHighWordFirst(snapshot.failedPolls, to: &registers)
+        registers.append(snapshot.lastError)
+        RegisterMap.appendHighWordFirst(time, to: &registers)
+        registers.append(intervalSeconds)
+        return registers
+    }
+}

@@ -1,0 +1,87 @@
+import Logging
+import SEC1000Client
+import SEC1000Protocol
+import ServiceLifecycle
+
+/// Polls one SEC1000 on its own schedule and publishes each good poll to its `DeviceState`.
+///
+/// Every attempt, good or failed, updates the status block. A device that keeps failing is polled
+/// less often (doubling the pause up to `maxBackoff`) so a device that is down is not hammered.
+public struct Poller: Service {
+    public let device: DeviceConfiguration
+    public let state: DeviceState
+    private let client: SEC1000Client
+    private let configuration: BridgeConfiguration
+    private let logger: Logger
+
+    public init(device: DeviceConfiguration, state: DeviceState, configuration: BridgeConfiguration, logger: Logger) {
+        self.device = device
+        self.state = state
+        self.configuration = configuration
+        self.client = SEC1000Client(
+            address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
+        var logger = logger
+        logger[metadataKey: "device"] = "\(device.address)"
+        logger[metadataKey: "unit"] = "\(device.unit)"
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            var filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
+            var failedCycles = 0
+            var everUp = false
+            while !Task.isCancelled {
+                let started = ContinuousClock.now
+                do throws(SEC1000Error) {
+                    let raw = try await client.readMeasurements(policy: configuration.retry) { attempt, error in
+                        state.recordFailure(code: RegisterMap.errorCode(error))
+                        logger.debug("poll attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                    }
+                    let output = filter.filter(raw.invertersPower, at: unixTime())
+                    var filtered = raw
+                    filtered.invertersPower = output.value
+                    let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
+                    state.publish(Sample(
+                        registers: RegisterMap.measurementRegisters(values), taken: .now,
+                        unixTime: UInt32(clamping: Int64(unixTime())), substituted: output.substituted,
+                        measurements: filtered))
+                    if !everUp {
+                        logger.info("device up", metadata: ["grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])"])
+                    } else if failedCycles > 0 {
+                        logger.notice("device recovered", metadata: ["failed-polls": "\(failedCycles)"])
+                    }
+                    if output.substituted {
+                        logger.debug("inverters power 0 replaced by a cached value", metadata: ["value-w": "\(output.value)"])
+                    }
+                    everUp = true
+                    failedCycles = 0
+                } catch .cancelled {
+                    return
+                } catch {
+                    if failedCycles == 0 {
+                        logger.warning("device down", metadata: ["cause": "\(error)"])
+                    }
+                    failedCycles += 1
+                }
+                let pause = failedCycles == 0 ? configuration.interval : backoff(after: failedCycles)
+                do {
+                    try await Task.sleep(until: started + pause, clock: .continuous)
+                } catch {
+                    return
+                }
+            }
+        }
+    }
+
+    /// The pause after `failures` failed polls in a row: the interval, doubled per failure, capped.
+    func backoff(after failures: Int) -> Duration {
+        let cap = max(configuration.interval, configuration.maxBackoff)
+        var pause = configuration.interval
+        for _ in 1..<max(1, failures) {
+            pause = pause * 2
+            if pause >= cap { return cap }
+        }
+        return pause
+    }
+}

@@ -1,0 +1,74 @@
+import Logging
+import ModbusServer
+import SEC1000Simulator
+import ServiceLifecycle
+
+/// Runs a `ModbusTCPServer`'s network thread for the lifetime of the service.
+public struct ModbusServerService: Service {
+    public let server: ModbusTCPServer
+
+    public init(server: ModbusTCPServer) { self.server = server }
+
+    public func run() async throws {
+        server.start()
+        await waitForShutdown()
+        server.stop()
+    }
+}
+
+/// Runs the built-in simulated device for `bridge --simulate`.
+public struct SimulatorService: Service {
+    public let device: SimulatedDevice
+
+    public init(device: SimulatedDevice) { self.device = device }
+
+    public func run() async throws {
+        device.start()
+        await waitForShutdown()
+        device.stop()
+    }
+}
+
+/// Suspends until graceful shutdown or cancellation.
+func waitForShutdown() async {
+    let (stream, continuation) = AsyncStream<Void>.makeStream()
+    await withGracefulShutdownHandler {
+        await withTaskCancellationHandler {
+            for await _ in stream { break }
+        } onCancel: {
+            continuation.finish()
+        }
+    } onGracefulShutdown: {
+        continuation.finish()
+    }
+}
+
+/// The bridge, assembled: one poller per device, the device states, and the Modbus server.
+public struct BridgeRuntime: Sendable {
+    public let server: ModbusTCPServer
+    public let pollers: [Poller]
+    public let states: [DeviceState]
+    public let simulator: SimulatedDevice?
+
+    /// Binds the Modbus port; nothing runs until the services run.
+    public init(configuration: BridgeConfiguration, simulator: SimulatedDevice? = nil, logger: Logger) throws {
+        try configuration.validate()
+        states = configuration.devices.map {
+            DeviceState(unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter)
+        }
+        pollers = zip(configuration.devices, states).map { device, state in
+            Poller(device: device, state: state, configuration: configuration, logger: logger)
+        }
+        server = try ModbusTCPServer(
+            configuration: ServerConfiguration(
+                listen: configuration.listen, maxConnections: configuration.maxConnections,
+                idleTimeout: configuration.idleTimeout),
+            bank: BridgeRegisterBank(devices: states), logger: logger)
+        self.simulator = simulator
+    }
+
+    /// Every service to run, simulator first so the first poll finds it.
+    public var services: [any Service] {
+        (simulator.map { [SimulatorService(device: $0)] } ?? []) + [ModbusServerService(server: server)] + pollers
+    }
+}

@@ -1,0 +1,138 @@
+import ArgumentParser
+import Bridge
+import Logging
+import SEC1000Client
+import SEC1000Simulator
+import ServiceLifecycle
+import Sockets
+
+struct BridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bridge",
+        abstract: "Poll one or more SEC1000s and serve their values as Modbus TCP registers.",
+        discussion: "The register map is in Docs/register-map.md. SIGTERM or SIGINT stops the bridge cleanly.")
+
+    @Option(name: .customLong("device"), help: "A SEC1000 as HOST[:PORT][@UNIT] (port 1234, unit 1 by default); repeat for more.")
+    var devices: [String] = []
+
+    @Flag(help: "Start the built-in simulated SEC1000 and serve it (on unit 1).")
+    var simulate = false
+
+    @Option(help: "Where to serve Modbus TCP, HOST:PORT.")
+    var listen: String = "0.0.0.0:502"
+
+    @Option(help: "Seconds between polls of a device (under 5 s risks overloading a real device).")
+    var interval: Double = 10
+
+    @Option(help: "Seconds after which data are no longer served (default: 3 intervals).")
+    var staleAfter: Double?
+
+    @Option(help: "Open Modbus connections at most; at the limit the longest-idle one is closed.")
+    var maxConnections: Int = 64
+
+    @Option(help: "Seconds without a complete request after which a connection is closed.")
+    var idleTimeout: Double = 60
+
+    @Option(help: "How the device signs the meter power: import-positive (the original tool's reading) or export-positive.")
+    var gridSign: GridSignOption = .importPositive
+
+    @Option(help: "Seconds to wait for a device to connect and, again, to answer.")
+    var timeout: Double = 5
+
+    @Option(help: "Attempts per poll.")
+    var retries: Int = 3
+
+    @Option(help: "Seconds between attempts of one poll.")
+    var retryWait: Double = 2
+
+    @Option(help: "Least seconds between two transactions with one device.")
+    var minGap: Double = 1
+
+    @Option(help: "Longest pause, in seconds, between polls of a device that keeps failing.")
+    var maxBackoff: Double = 60
+
+    @Option(help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: LogLevelOption = .info
+
+    @OptionGroup(title: "Simulated device (with --simulate)")
+    var simulation: SimulationOptions
+
+    enum GridSignOption: String, ExpressibleByArgument, CaseIterable {
+        case importPositive = "import-positive"
+        case exportPositive = "export-positive"
+    }
+
+    func validate() throws {
+        guard simulate || !devices.isEmpty else { throw ValidationError("give at least one --device, or --simulate") }
+        guard interval > 0, interval <= 86400 else { throw ValidationError("--interval must be between 0 and 86400 seconds") }
+        if let staleAfter, staleAfter < interval { throw ValidationError("--stale-after must be at least --interval") }
+        guard (1...10000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 10000") }
+        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
+        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
+        guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
+        guard retryWait >= 0, minGap >= 0, maxBackoff >= 0 else {
+            throw ValidationError("--retry-wait, --min-gap and --max-backoff must not be negative")
+        }
+        try simulation.check()
+        _ = try bridgeConfiguration(simulatorPort: 1)
+    }
+
+    /// The bridge's configuration; a simulated device, if any, comes first on unit 1.
+    func bridgeConfiguration(simulatorPort: UInt16?) throws -> BridgeConfiguration {
+        do {
+            var parsed = try devices.map { (text: String) throws(ConfigurationError) in try DeviceConfiguration(parsing: text) }
+            if let simulatorPort {
+                parsed.insert(DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1), at: 0)
+            }
+            let listenAddress: SocketAddress
+            do { listenAddress = try SocketAddress(parsing: listen, defaultPort: 502) } catch {
+                throw ConfigurationError.invalid("--listen: \(error)")
+            }
+            let configuration = BridgeConfiguration(
+                devices: parsed, listen: listenAddress, interval: .seconds(double: interval),
+                staleAfter: staleAfter.map { .seconds(double: $0) }, maxConnections: maxConnections,
+                idleTimeout: .seconds(double: idleTimeout), gridSign: gridSign == .importPositive ? .importPositive : .exportPositive,
+                timeouts: Timeouts(connect: .seconds(double: timeout), answer: .seconds(double: timeout)),
+                retry: RetryPolicy(attempts: retries, wait: .seconds(double: retryWait)),
+                minimumGap: .seconds(double: minGap), maxBackoff: .seconds(double: maxBackoff))
+            try configuration.validate()
+            return configuration
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func run() async throws {
+        bootstrapLogging(logLevel.level)
+        let logger = Logger(label: "sec1000.bridge")
+        var simulator: SimulatedDevice?
+        if simulate {
+            var configuration = simulation.configuration
+            configuration.listen = SocketAddress(host: "127.0.0.1", port: 0)
+            // The simulator's request log is noise next to the bridge's own, unless debugging.
+            var simulatorLogger = Logger(label: "sec1000.simulator")
+            simulatorLogger.logLevel = max(logLevel.level, .notice)
+            simulator = try SimulatedDevice(configuration: configuration, logger: simulatorLogger)
+        }
+        let runtime: BridgeRuntime
+        do {
+            runtime = try BridgeRuntime(
+                configuration: try bridgeConfiguration(simulatorPort: simulator?.port), simulator: simulator, logger: logger)
+        } catch let error as SocketError {
+            printError("error: cannot listen on \(listen): \(error)")
+            throw ExitCode(1)
+        }
+        logger.info("sec1000 bridge started", metadata: [
+            "version": "\(bridgeVersion)", "devices": "\(runtime.pollers.map { "\($0.device.address)@\($0.device.unit)" })",
+        ])
+        let host = listen.hasPrefix("0.0.0.0") || listen.hasPrefix("[::]") ? "127.0.0.1" : String(listen.split(separator: ":").first ?? "127.0.0.1")
+        printNow("Modbus TCP on port \(runtime.server.port). Read grid and inverter power (W) with:")
+        printNow("  mbpoll -m tcp -a 1 -p \(runtime.server.port) -0 -r 18 -c 2 -t 4:int -B -1 \(host)")
+        let group = ServiceGroup(configuration: .init(
+            services: runtime.services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await group.run()
+        logger.info("sec1000 bridge stopped")
+    }
+}
