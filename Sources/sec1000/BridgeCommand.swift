@@ -111,7 +111,7 @@ struct BridgeCommand: AsyncParsableCommand {
             configuration.listen = SocketAddress(host: "127.0.0.1", port: 0)
             // The simulator's request log is noise next to the bridge's own, unless debugging.
             var simulatorLogger = Logger(label: "sec1000.simulator")
-            simulatorLogger.logLevel = max(logLevel.level, .notice)
+            simulatorLogger.logLevel = logLevel.level <= .debug ? logLevel.level : max(logLevel.level, .notice)
             simulator = try SimulatedDevice(configuration: configuration, logger: simulatorLogger)
         }
         let runtime: BridgeRuntime
