@@ -173,9 +173,9 @@ public final class SimulatedDevice: Sendable {
                     state.maximumConcurrency = max(state.maximumConcurrency, state.open)
                     return (state.nextConnection, state.open)
                 }
-                _ = BlockingThread { [self] in
+                BlockingThread { [self] in
                     serve(fd, id: id, concurrent: concurrent)
-                }
+                }.detach()
             }
         }
     }
@@ -238,8 +238,8 @@ public final class SimulatedDevice: Sendable {
             break
         }
         _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-        // Let the client read before the close, as the device does.
-        waitForClose(fd, until: .now + .milliseconds(200))
+        // A truncated answer ends with the close; otherwise let the client read and close first.
+        if fault != .truncate { waitForClose(fd, until: .now + .milliseconds(200)) }
     }
 
     private func chooseFault(for request: Request) -> Fault? {

@@ -36,6 +36,16 @@ public struct BlockingThread: Sendable {
         handle = thread
     }
 
+    /// Lets the thread release its resources when it ends, for threads nobody joins. Call at most
+    /// once, and never with `join()`.
+    public func detach() {
+        #if canImport(Glibc)
+        pthread_detach(handle)
+        #else
+        if let handle { pthread_detach(handle) }
+        #endif
+    }
+
     /// Waits for the thread to finish. Call at most once.
     public func join() {
         #if canImport(Glibc)

@@ -1,0 +1,213 @@
+import Bridge
+import CModbus
+import Foundation
+import Logging
+import SEC1000Client
+import SEC1000Protocol
+import SEC1000Simulator
+import ServiceLifecycle
+import Sockets
+import Testing
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// Runs blocking work (libmodbus calls, raw sockets) on a thread of its own. Not on
+/// `DispatchQueue.global()`: on Linux that pool is the one Swift's tasks run on, so blocking it
+/// would stall the bridge's pollers under test.
+func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        BlockingThread { continuation.resume(returning: work()) }.detach()
+    }
+}
+
+/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`.
+func waitUntil(
+    _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while !(await condition()) {
+        guard ContinuousClock.now < deadline else {
+            Issue.record("timed out after \(timeout) waiting for \(what)")
+            throw CancellationError()
+        }
+        try await Task.sleep(for: .milliseconds(10))
+    }
+}
+
+/// What a Modbus read returned: registers, or an exception code, or a transport failure.
+enum ReadOutcome: Equatable, Sendable {
+    case registers([UInt16])
+    case exception(UInt8)
+    case failed(String)
+
+    var values: [UInt16]? { if case .registers(let v) = self { v } else { nil } }
+}
+
+/// libmodbus's own client, from Swift. Blocking: call it through `offPool`.
+final class ModbusClient: @unchecked Sendable {
+    // The context is used by one test at a time, from one thread at a time (each call is
+    // awaited before the next); libmodbus contexts are not shared.
+    private let context: OpaquePointer
+
+    init(port: UInt16, unit: Int32 = 1) throws {
+        // Configured in a local first: a class whose init throws after its properties are set
+        // runs deinit, which would free the context a second time.
+        let context = modbus_new_tcp("127.0.0.1", Int32(port))!
+        modbus_set_slave(context, unit)
+        modbus_set_response_timeout(context, 3, 0)
+        guard modbus_connect(context) == 0 else {
+            let message = String(cString: modbus_strerror(errno))
+            modbus_free(context)
+            throw ClientError(message: "connect: \(message)")
+        }
+        self.context = context
+    }
+
+    deinit {
+        modbus_close(context)
+        modbus_free(context)
+    }
+
+    struct ClientError: Error { let message: String }
+
+    func setUnit(_ unit: Int32) { modbus_set_slave(context, unit) }
+
+    /// Function 03 (holding) or 04 (input).
+    func read(_ address: Int, _ count: Int, input: Bool = false) -> ReadOutcome {
+        var registers = [UInt16](repeating: 0, count: max(count, 1))
+        let status = input
+            ? modbus_read_input_registers(context, Int32(address), Int32(count), &registers)
+            : modbus_read_registers(context, Int32(address), Int32(count), &registers)
+        return outcome(status) { .registers(Array(registers.prefix(count))) }
+    }
+
+    func writeRegister(_ address: Int, _ value: UInt16) -> ReadOutcome {
+        outcome(modbus_write_register(context, Int32(address), value)) { .registers([]) }
+    }
+
+    func writeRegisters(_ address: Int, _ values: [UInt16]) -> ReadOutcome {
+        outcome(modbus_write_registers(context, Int32(address), Int32(values.count), values)) { .registers([]) }
+    }
+
+    func writeBit(_ address: Int, _ on: Bool) -> ReadOutcome {
+        outcome(modbus_write_bit(context, Int32(address), on ? 1 : 0)) { .registers([]) }
+    }
+
+    func readBits(_ address: Int, _ count: Int, discrete: Bool = false) -> ReadOutcome {
+        var bits = [UInt8](repeating: 0, count: count)
+        let status = discrete
+            ? modbus_read_input_bits(context, Int32(address), Int32(count), &bits)
+            : modbus_read_bits(context, Int32(address), Int32(count), &bits)
+        return outcome(status) { .registers([]) }
+    }
+
+    private func outcome(_ status: Int32, success: () -> ReadOutcome) -> ReadOutcome {
+        if status >= 0 { return success() }
+        let code = errno - sec1000_modbus_enobase
+        if (1...0x0B).contains(code) { return .exception(UInt8(code)) }
+        return .failed(String(cString: modbus_strerror(errno)))
+    }
+}
+
+/// Sends raw bytes on a fresh connection and returns the answer (for frames libmodbus's client
+/// refuses to build). Empty when the server closes without answering.
+func rawExchange(port: UInt16, _ request: [UInt8], timeout: Duration = .seconds(3)) -> [UInt8] {
+    guard let stream = try? TCPStream.connect(to: SocketAddress(host: "127.0.0.1", port: port), timeout: timeout) else {
+        return []
+    }
+    return rawExchange(on: stream, request, timeout: timeout)
+}
+
+/// Sends `request` on `stream` and reads one Modbus answer.
+func rawExchange(on stream: borrowing TCPStream, _ request: [UInt8], timeout: Duration = .seconds(3)) -> [UInt8] {
+    let deadline = ContinuousClock.now + timeout
+    guard (try? stream.write(request, deadline: deadline)) != nil,
+          let header = try? stream.read(exactly: 6, deadline: deadline)
+    else { return [] }
+    let length = Int(header[4]) << 8 | Int(header[5])
+    guard let rest = try? stream.read(exactly: length, deadline: deadline) else { return header }
+    return header + rest
+}
+
+/// An MBAP frame: transaction 0x1234, protocol 0, `unit`, then `pdu`.
+func mbap(unit: UInt8 = 1, _ pdu: [UInt8]) -> [UInt8] {
+    let length = pdu.count + 1
+    return [0x12, 0x34, 0, 0, UInt8(length >> 8), UInt8(length & 0xFF), unit] + pdu
+}
+
+/// Interprets register pairs as int32, high word first.
+func int32s(_ registers: [UInt16]) -> [Int32] {
+    stride(from: 0, to: registers.count - 1, by: 2).map { Int32(bitPattern: UInt32(registers[$0]) << 16 | UInt32(registers[$0 + 1])) }
+}
+
+/// Interprets register pairs as float32, high word first.
+func floats(_ registers: [UInt16]) -> [Float] {
+    stride(from: 0, to: registers.count - 1, by: 2).map { Float(bitPattern: UInt32(registers[$0]) << 16 | UInt32(registers[$0 + 1])) }
+}
+
+/// A simulated device and a bridge in front of it, on ephemeral loopback ports, running for `body`.
+struct BridgeHarness: Sendable {
+    let devices: [SimulatedDevice]
+    let runtime: BridgeRuntime
+    var port: UInt16 { runtime.server.port }
+    var device: SimulatedDevice { devices[0] }
+    var state: DeviceState { runtime.states[0] }
+
+    static func fastConfiguration(devices: [DeviceConfiguration]) -> BridgeConfiguration {
+        BridgeConfiguration(
+            devices: devices, listen: SocketAddress(host: "127.0.0.1", port: 0), interval: .milliseconds(100),
+            staleAfter: .milliseconds(600), timeouts: Timeouts(connect: .seconds(1), answer: .milliseconds(500)),
+            retry: RetryPolicy(attempts: 1, wait: .zero), minimumGap: .zero, maxBackoff: .milliseconds(200))
+    }
+
+    /// Starts `simulators.count` devices (units 1, 2, ...) and a bridge; tears everything down after `body`.
+    static func run(
+        simulators: [SimulatorConfiguration] = [SimulatorConfiguration(replayCapture: true)],
+        waitForSample: Bool = true,
+        configure: (inout BridgeConfiguration) -> Void = { _ in },
+        _ body: (BridgeHarness) async throws -> Void
+    ) async throws {
+        var devices: [SimulatedDevice] = []
+        defer { devices.forEach { $0.stop() } }
+        for var configuration in simulators {
+            configuration.listen = SocketAddress(host: "127.0.0.1", port: 0)
+            configuration.seed = configuration.seed ?? 42
+            configuration.hangLimit = .seconds(5)
+            let device = try SimulatedDevice(configuration: configuration, logger: quietLogger)
+            device.start()
+            devices.append(device)
+        }
+        var configuration = fastConfiguration(devices: devices.enumerated().map { index, device in
+            DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: device.port), unit: UInt8(index + 1))
+        })
+        configure(&configuration)
+        let runtime = try BridgeRuntime(configuration: configuration, logger: quietLogger)
+        let harness = BridgeHarness(devices: devices, runtime: runtime)
+        let group = ServiceGroup(configuration: .init(services: runtime.services.map { .init(service: $0) }, logger: quietLogger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            do {
+                if waitForSample {
+                    try await waitUntil("the first good poll") { runtime.states.allSatisfy { $0.current.goodPolls > 0 } }
+                }
+                try await body(harness)
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+}
+
+/// The sec1000 executable built beside this test bundle.
+func sec1000Executable() throws -> URL {
+    let bundle = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
+    let candidate = bundle.deletingLastPathComponent().appendingPathComponent("sec1000")
+    guard FileManager.default.isExecutableFile(atPath: candidate.path) else {
+        throw ModbusClient.ClientError(message: "no sec1000 executable at \(candidate.path); run `swift build` first")
+    }
+    return candidate
+}
