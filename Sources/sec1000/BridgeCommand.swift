@@ -74,7 +74,7 @@ struct BridgeCommand: AsyncParsableCommand {
             throw ValidationError("--retry-wait, --min-gap and --max-backoff must not be negative")
         }
         try simulation.check()
-        _ = try bridgeConfiguration(simulatorPort: 1)
+        _ = try bridgeConfiguration(simulatorPort: simulate ? 1 : nil)
     }
 
     /// The bridge's configuration; a simulated device, if any, comes first on unit 1.
