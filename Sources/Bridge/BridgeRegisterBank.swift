@@ -3,17 +3,26 @@ import ModbusServer
 /// Serves every configured device's registers on its unit id, following the contract's answer table.
 public struct BridgeRegisterBank: RegisterBank {
     private let devices: [UInt8: DeviceState]
-    private let first: DeviceState
+    private let controllers: [UInt8: DeviceController]
+    private let firstUnit: UInt8
 
     /// `devices` in configuration order; unit ids 0 and 255 reach the first one unless configured.
-    public init(devices: [DeviceState]) {
+    public init(devices: [DeviceState], controllers: [DeviceController] = []) {
         precondition(!devices.isEmpty, "at least one device")
-        self.first = devices[0]
+        self.firstUnit = devices[0].unit
         self.devices = Dictionary(devices.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
+        self.controllers = Dictionary(controllers.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private func device(_ unit: UInt8) -> DeviceState? {
-        devices[unit] ?? (unit == 0 || unit == 255 ? first : nil)
+    private func route(_ unit: UInt8) -> UInt8? {
+        devices[unit] != nil ? unit : (unit == 0 || unit == 255 ? firstUnit : nil)
+    }
+
+    private func device(_ unit: UInt8) -> DeviceState? { route(unit).flatMap { devices[$0] } }
+
+    public func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
+        guard let unit = route(request.unit), let controller = controllers[unit] else { return .illegalFunction }
+        return controller.write(request, completion: completion)
     }
 
     public func serves(unit: UInt8) -> Bool { device(unit) != nil }
@@ -30,6 +39,9 @@ public struct BridgeRegisterBank: RegisterBank {
         let offset: Int
         if block == RegisterMap.blockC {
             source = device.statusRegisters(snapshot, at: now)
+            offset = Int(address - block.lowerBound)
+        } else if block == RegisterMap.blockD {
+            source = device.controlRegisters(snapshot, at: now)
             offset = Int(address - block.lowerBound)
         } else {
             guard let sample = snapshot.sample, device.isFresh(sample, at: now) else {

@@ -39,6 +39,33 @@ public enum GridSign: String, Sendable, CaseIterable {
     case exportPositive = "export-positive"
 }
 
+/// Who may change the device's export settings through Modbus writes, and within what bounds.
+public struct ControlConfiguration: Sendable {
+    /// Writes are refused (0x01) unless enabled.
+    public var enabled: Bool
+    /// Client networks allowed to write; empty refuses everyone, even when enabled.
+    public var allow: [AddressRange]
+    public var limits: ControlLimits
+    /// The longest a write may take on the device before it is answered 0x0B.
+    public var writeTimeout: Duration
+    /// Read the settings (0x43) every this many good polls.
+    public var settingsEvery: Int
+    /// Set the device clock from the host at start and once a day.
+    public var syncClock: Bool
+
+    public init(
+        enabled: Bool = false, allow: [AddressRange] = [], limits: ControlLimits = ControlLimits(),
+        writeTimeout: Duration = .seconds(30), settingsEvery: Int = 30, syncClock: Bool = false
+    ) {
+        self.enabled = enabled
+        self.allow = allow
+        self.limits = limits
+        self.writeTimeout = writeTimeout
+        self.settingsEvery = max(1, settingsEvery)
+        self.syncClock = syncClock
+    }
+}
+
 /// Everything `sec1000 bridge` needs.
 public struct BridgeConfiguration: Sendable {
     public var devices: [DeviceConfiguration]
@@ -61,6 +88,7 @@ public struct BridgeConfiguration: Sendable {
     /// The zero-power filter's size and maximum age (seconds).
     public var filterCapacity: Int
     public var filterMaximumAge: Double
+    public var control: ControlConfiguration
 
     public init(
         devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
@@ -68,7 +96,8 @@ public struct BridgeConfiguration: Sendable {
         idleTimeout: Duration = .seconds(60), gridSign: GridSign = .importPositive,
         timeouts: Timeouts = Timeouts(connect: .seconds(5), answer: .seconds(5)),
         retry: RetryPolicy = RetryPolicy(attempts: 3, wait: .seconds(2)), minimumGap: Duration = .seconds(1),
-        maxBackoff: Duration = .seconds(60), filterCapacity: Int = 10, filterMaximumAge: Double = 1200
+        maxBackoff: Duration = .seconds(60), filterCapacity: Int = 10, filterMaximumAge: Double = 1200,
+        control: ControlConfiguration = ControlConfiguration()
     ) {
         self.devices = devices
         self.listen = listen
@@ -83,6 +112,7 @@ public struct BridgeConfiguration: Sendable {
         self.maxBackoff = maxBackoff
         self.filterCapacity = filterCapacity
         self.filterMaximumAge = filterMaximumAge
+        self.control = control
     }
 
     /// Checks what the types cannot: at least one device, distinct unit ids, sensible durations.
@@ -96,6 +126,10 @@ public struct BridgeConfiguration: Sendable {
         guard staleAfter >= interval else { throw .invalid("--stale-after must be at least the interval") }
         guard maxConnections >= 1 else { throw .invalid("--max-connections must be at least 1") }
         guard idleTimeout > .zero else { throw .invalid("--idle-timeout must be positive") }
+        guard control.writeTimeout > .zero else { throw .invalid("--write-timeout must be positive") }
+        if let maximum = control.limits.maxExportLimit, maximum < 0 {
+            throw .invalid("--max-export-limit must not be negative")
+        }
     }
 }
 

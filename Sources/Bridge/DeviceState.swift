@@ -15,8 +15,33 @@ public struct Sample: Sendable {
     public let measurements: Measurements
 }
 
+/// The device's export settings as last read, and the outcomes of control operations.
+public struct ControlSnapshot: Sendable {
+    public var settings: ExportSettings?
+    /// When `settings` were read, on the monotonic clock.
+    public var settingsRead: ContinuousClock.Instant?
+    /// The meter mode last confirmed written (the device does not report it).
+    public var meterMode: MeterMode?
+    /// Register 309.
+    public var lastWriteResult: WriteResult = .none
+    /// Unix time of the last successful clock set; 0: never.
+    public var lastClockSync: UInt32 = 0
+
+    public init() {}
+}
+
+/// Register 309: how the last write through Modbus ended.
+public enum WriteResult: UInt16, Sendable {
+    case none = 0
+    case confirmed = 1
+    case refusedByValidation = 2
+    case notConfirmed = 3
+    case unreachable = 4
+}
+
 /// What the bridge knows of one device, published whole so no reader sees half of a poll.
 public struct DeviceSnapshot: Sendable {
+    public var control = ControlSnapshot()
     public var sample: Sample?
     public var goodPolls: UInt32 = 0
     public var failedPolls: UInt32 = 0
@@ -62,9 +87,42 @@ public final class DeviceState: Sendable {
         }
     }
 
+    /// Records settings just read from the device.
+    public func publish(settings: ExportSettings, meterMode: MeterMode? = nil) {
+        snapshot.withLock {
+            $0.control.settings = settings
+            $0.control.settingsRead = .now
+            if let meterMode { $0.control.meterMode = meterMode }
+        }
+    }
+
+    public func record(writeResult: WriteResult) {
+        snapshot.withLock { $0.control.lastWriteResult = writeResult }
+    }
+
+    public func recordClockSync(unixTime: UInt32) {
+        snapshot.withLock { $0.control.lastClockSync = unixTime }
+    }
+
     /// Whether `sample` may still be served at `now`.
     public func isFresh(_ sample: Sample, at now: ContinuousClock.Instant) -> Bool {
         now - sample.taken <= staleAfter
+    }
+
+    /// Block D (12 registers) as it reads at `now`.
+    public func controlRegisters(_ snapshot: DeviceSnapshot, at now: ContinuousClock.Instant) -> [UInt16] {
+        let control = snapshot.control
+        let settings = control.settings
+        var registers: [UInt16] = []
+        RegisterMap.appendHighWordFirst(UInt32(bitPattern: settings?.exportLimit ?? 0), to: &registers)
+        RegisterMap.appendHighWordFirst(UInt32(bitPattern: settings?.totalCapacity ?? 0), to: &registers)
+        registers.append(UInt16(settings?.modeByte ?? 0))
+        registers.append(UInt16(control.meterMode?.rawValue ?? 0))
+        RegisterMap.appendHighWordFirst(UInt32(bitPattern: settings?.ctRatio ?? 0), to: &registers)
+        registers.append(control.settingsRead.map { UInt16(clamping: (now - $0).components.seconds) } ?? 65535)
+        registers.append(control.lastWriteResult.rawValue)
+        RegisterMap.appendHighWordFirst(control.lastClockSync, to: &registers)
+        return registers
     }
 
     /// Block C (10 registers) as it reads at `now`.

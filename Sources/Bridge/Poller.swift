@@ -10,20 +10,15 @@ import ServiceLifecycle
 public struct Poller: Service {
     public let device: DeviceConfiguration
     public let state: DeviceState
-    private let client: SEC1000Client
-    private let configuration: BridgeConfiguration
-    private let logger: Logger
+    private let controller: DeviceController
+    private var client: SEC1000Client { controller.client }
+    private var configuration: BridgeConfiguration { controller.configuration }
+    private var logger: Logger { controller.logger }
 
-    public init(device: DeviceConfiguration, state: DeviceState, configuration: BridgeConfiguration, logger: Logger) {
+    init(device: DeviceConfiguration, controller: DeviceController) {
         self.device = device
-        self.state = state
-        self.configuration = configuration
-        self.client = SEC1000Client(
-            address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
-        var logger = logger
-        logger[metadataKey: "device"] = "\(device.address)"
-        logger[metadataKey: "unit"] = "\(device.unit)"
-        self.logger = logger
+        self.controller = controller
+        self.state = controller.state
     }
 
     public func run() async throws {
@@ -31,8 +26,19 @@ public struct Poller: Service {
             var filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
             var failedCycles = 0
             var everUp = false
+            var pollsSinceSettings = 0
+            var nextClockSync = ContinuousClock.now
             while !Task.isCancelled {
                 let started = ContinuousClock.now
+                // Settings at start and every N good polls; the clock at start and once a day.
+                if state.current.control.settingsRead == nil || pollsSinceSettings >= configuration.control.settingsEvery {
+                    await controller.refreshSettings()
+                    pollsSinceSettings = 0
+                }
+                if configuration.control.syncClock, started >= nextClockSync {
+                    // A device that did not take the time is asked again in an hour, not every poll.
+                    nextClockSync = started + (await controller.syncClock() ? .seconds(86400) : .seconds(3600))
+                }
                 do throws(SEC1000Error) {
                     let raw = try await client.readMeasurements(policy: configuration.retry) { attempt, error in
                         state.recordFailure(code: RegisterMap.errorCode(error))
@@ -56,6 +62,7 @@ public struct Poller: Service {
                     }
                     everUp = true
                     failedCycles = 0
+                    pollsSinceSettings += 1
                 } catch .cancelled {
                     return
                 } catch {

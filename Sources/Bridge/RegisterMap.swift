@@ -13,8 +13,11 @@ public enum RegisterMap {
     /// Block C, bridge status.
     public static let blockC: Range<UInt16> = 200..<210
 
+    /// Block D, export-limit control (300-311).
+    public static let blockD: Range<UInt16> = 300..<312
+
     /// The blocks, for address checks: a read must lie inside one of them.
-    public static let blocks = [blockA, blockB, blockC]
+    public static let blocks = [blockA, blockB, blockC, blockD]
 
     /// The 14 int32 values of block A, in address order.
     public static func blockAValues(_ m: Measurements, gridSign: GridSign) -> [Int32] {

@@ -1,5 +1,6 @@
 import Logging
 import ModbusServer
+import SEC1000Client
 import SEC1000Simulator
 import ServiceLifecycle
 
@@ -48,6 +49,7 @@ public struct BridgeRuntime: Sendable {
     public let server: ModbusTCPServer
     public let pollers: [Poller]
     public let states: [DeviceState]
+    public let controllers: [DeviceController]
     public let simulator: SimulatedDevice?
 
     /// Binds the Modbus port; nothing runs until the services run.
@@ -56,14 +58,24 @@ public struct BridgeRuntime: Sendable {
         states = configuration.devices.map {
             DeviceState(unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter)
         }
-        pollers = zip(configuration.devices, states).map { device, state in
-            Poller(device: device, state: state, configuration: configuration, logger: logger)
+        controllers = zip(configuration.devices, states).map { device, state in
+            // One client per device, shared by its poller and its controller: the client
+            // serializes and spaces every transaction with that device.
+            var logger = logger
+            logger[metadataKey: "device"] = "\(device.address)"
+            logger[metadataKey: "unit"] = "\(device.unit)"
+            let client = SEC1000Client(
+                address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
+            return DeviceController(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
+        }
+        pollers = zip(configuration.devices, controllers).map { device, controller in
+            Poller(device: device, controller: controller)
         }
         server = try ModbusTCPServer(
             configuration: ServerConfiguration(
                 listen: configuration.listen, maxConnections: configuration.maxConnections,
                 idleTimeout: configuration.idleTimeout),
-            bank: BridgeRegisterBank(devices: states), logger: logger)
+            bank: BridgeRegisterBank(devices: states, controllers: controllers), logger: logger)
         self.simulator = simulator
     }
 

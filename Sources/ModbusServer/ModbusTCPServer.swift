@@ -51,6 +51,7 @@ public final class ModbusTCPServer: Sendable {
     private let stopping = Atomic<Bool>(false)
     private let thread = Mutex<BlockingThread?>(nil)
     private let stats = Mutex(ServerStatistics())
+    private let completions: CompletionQueue
 
     /// Binds the listening socket; `start()` begins serving.
     public init(configuration: ServerConfiguration, bank: any RegisterBank, logger: Logger) throws(SocketError) {
@@ -59,6 +60,7 @@ public final class ModbusTCPServer: Sendable {
         self.port = listener.port
         self.bank = bank
         self.logger = logger
+        self.completions = CompletionQueue(wake: wake)
     }
 
     public var statistics: ServerStatistics { stats.withLock { $0 } }
@@ -88,16 +90,20 @@ public final class ModbusTCPServer: Sendable {
     /// The state of the network thread; lives only on that thread.
     private struct ServerLoop: ~Copyable {
         struct Client {
+            let id: UInt64
             let fd: Int32
-            let peer: String
+            let peer: SocketAddress
             var buffer: [UInt8] = []
             var lastRequest: ContinuousClock.Instant
+            /// A write the bank is carrying out; this client's later requests wait for its answer.
+            var pendingWrite: [UInt8]?
         }
 
         let server: ModbusTCPServer
         let context: OpaquePointer
         let mapping: UnsafeMutablePointer<modbus_mapping_t>
         var clients: [Client] = []
+        var nextClientID: UInt64 = 1
         var scratch = [UInt8](repeating: 0, count: 4096)
         var registers = [UInt16](repeating: 0, count: 125)
 
@@ -128,6 +134,10 @@ public final class ModbusTCPServer: Sendable {
                 for client in clients { entries.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
                 _ = pollDescriptors(&entries, timeout: nextIdleDeadline().map { max(.milliseconds(1), $0 - .now) })
                 if server.stopping.load(ordering: .acquiring) { break }
+                if entries[0].revents != 0 {
+                    server.wake.drain()
+                    finishWrites()
+                }
                 // Clients first, in the order polled; new connections join the next round.
                 var index = 0
                 for entry in entries[2...] {
@@ -155,9 +165,18 @@ public final class ModbusTCPServer: Sendable {
             if received == 0 { return false }
             if received < 0 { return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR }
             clients[index].buffer.append(contentsOf: scratch[0..<received])
+            if clients[index].pendingWrite != nil {
+                // A client may queue a few requests behind a write, not flood us meanwhile.
+                return clients[index].buffer.count <= 4 * Int(sec1000_modbus_tcp_max_adu_length)
+            }
+            return answerBuffered(index)
+        }
+
+        /// Answers every complete request in a client's buffer, stopping at a deferred write.
+        mutating func answerBuffered(_ index: Int) -> Bool {
             var consumed = 0
             let outcome = clients[index].buffer.withUnsafeBytes { bytes -> Bool in
-                while bytes.count - consumed >= MBAPHeader.size {
+                while bytes.count - consumed >= MBAPHeader.size && clients[index].pendingWrite == nil {
                     let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
                     guard let size = MBAPHeader.frameSize(rest) else {
                         server.logger.info("closing a client that sent a non-Modbus frame", metadata: [
@@ -181,16 +200,48 @@ public final class ModbusTCPServer: Sendable {
             return true
         }
 
+        /// Sends the answers of writes the bank has finished, then serves what those clients queued.
+        mutating func finishWrites() {
+            for (token, outcome) in server.completions.drain() {
+                guard let index = clients.firstIndex(where: { $0.id == token }),
+                      let frame = clients[index].pendingWrite else { continue }
+                clients[index].pendingWrite = nil
+                modbus_set_socket(context, clients[index].fd)
+                let status: Int32 = frame.withUnsafeBufferPointer { request in
+                    switch outcome {
+                    case .success:
+                        // The tables are scratch space: the write lands there and libmodbus echoes it.
+                        return modbus_reply(context, request.baseAddress, Int32(request.count), mapping)
+                    case .exception(let exception):
+                        return modbus_reply_exception(context, request.baseAddress, UInt32(exception.rawValue))
+                    }
+                }
+                if case .exception = outcome { server.stats.withLock { $0.exceptions += 1 } }
+                if status < 0 || !answerBuffered(index) { closeClient(at: index) }
+            }
+        }
+
         /// Answers one complete frame; `false` if the client cannot take the answer.
         mutating func answer(_ frame: UnsafeRawBufferPointer, to index: Int) -> Bool {
             let fd = clients[index].fd
-            let decision = registers.withUnsafeMutableBufferPointer { buffer in
+            var decision = registers.withUnsafeMutableBufferPointer { buffer in
                 decide(frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer)
+            }
+            if case .write(let request) = decision {
+                let completion = WriteCompletion(token: clients[index].id, queue: server.completions)
+                guard let refusal = server.bank.write(request, completion: completion) else {
+                    clients[index].pendingWrite = Array(frame)
+                    server.stats.withLock { $0.requests += 1 }
+                    return true
+                }
+                decision = .exception(refusal)
             }
             modbus_set_socket(context, fd)
             let request = frame.baseAddress!.assumingMemoryBound(to: UInt8.self)
             let status: Int32
             switch decision {
+            case .write:
+                preconditionFailure("writes are judged above")
             case .read(let function, let address, let count):
                 let table = function == FunctionCode.readHoldingRegisters
                     ? mapping.pointee.tab_registers! : mapping.pointee.tab_input_registers!
@@ -221,7 +272,7 @@ public final class ModbusTCPServer: Sendable {
                 guard let fd else { return }
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
-                let peer = peerAddress(of: fd).description
+                let peer = peerAddress(of: fd)
                 if clients.count >= server.configuration.maxConnections,
                    let oldest = clients.indices.min(by: { clients[$0].lastRequest < clients[$1].lastRequest }) {
                     server.logger.notice("connection limit reached: closing the longest-idle client", metadata: [
@@ -231,7 +282,8 @@ public final class ModbusTCPServer: Sendable {
                     server.stats.withLock { $0.evicted += 1 }
                     closeClient(at: oldest)
                 }
-                clients.append(Client(fd: fd, peer: peer, lastRequest: .now))
+                clients.append(Client(id: nextClientID, fd: fd, peer: peer, lastRequest: .now))
+                nextClientID += 1
                 server.stats.withLock {
                     $0.accepted += 1
                     $0.open = clients.count

@@ -1,3 +1,6 @@
+import Sockets
+import Synchronization
+
 /// A Modbus exception code, as the server answers it.
 public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringConvertible {
     case illegalFunction = 0x01
@@ -35,7 +38,55 @@ public struct WriteRequest: Sendable, Equatable {
     /// The PDU after the function code.
     public let data: [UInt8]
     /// Who sent it.
-    public let client: String
+    public let client: SocketAddress
+
+    public init(unit: UInt8, function: UInt8, data: [UInt8], client: SocketAddress) {
+        self.unit = unit
+        self.function = function
+        self.data = data
+        self.client = client
+    }
+}
+
+/// How a write that a bank accepted for processing ended.
+public enum WriteOutcome: Sendable, Equatable {
+    /// Done: the server sends the normal write response.
+    case success
+    /// Failed: the server answers with this exception.
+    case exception(ModbusException)
+}
+
+/// Delivers the outcome of a write that finishes later; call it exactly once, from any thread.
+public struct WriteCompletion: Sendable {
+    let token: UInt64
+    let queue: CompletionQueue?
+
+    public func callAsFunction(_ outcome: WriteOutcome) {
+        queue?.post(token: token, outcome: outcome)
+    }
+
+    /// A completion that goes nowhere, for judging requests without a server (tests, fuzzing).
+    public static let discarded = WriteCompletion(token: 0, queue: nil)
+}
+
+/// Outcomes of deferred writes on their way back to the network thread.
+final class CompletionQueue: Sendable {
+    private let items = Mutex<[(UInt64, WriteOutcome)]>([])
+    private let wake: WakeSignal
+
+    init(wake: WakeSignal) { self.wake = wake }
+
+    func post(token: UInt64, outcome: WriteOutcome) {
+        items.withLock { $0.append((token, outcome)) }
+        wake.signal()
+    }
+
+    func drain() -> [(UInt64, WriteOutcome)] {
+        items.withLock { items in
+            defer { items.removeAll() }
+            return items
+        }
+    }
 }
 
 /// What the server serves: the register map behind each unit id.
@@ -53,28 +104,34 @@ public protocol RegisterBank: Sendable {
     /// and 04 read the same map.
     func read(unit: UInt8, address: UInt16, into registers: UnsafeMutableBufferPointer<UInt16>) -> ModbusException?
 
-    /// Judges a write. The default refuses every write with 0x01, changing nothing.
-    func write(_ request: WriteRequest) -> ModbusException
+    /// Judges a write: an exception refuses it at once; `nil` means the bank has started it and
+    /// will call `completion` exactly once. Meanwhile the server serves every other client, and
+    /// holds this client's further requests back so its answers stay in order.
+    /// The default refuses every write with 0x01, changing nothing.
+    func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException?
 }
 
 extension RegisterBank {
-    public func write(_ request: WriteRequest) -> ModbusException { .illegalFunction }
+    public func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? { .illegalFunction }
 }
 
 /// What the server does with one complete request frame (an MBAP header and its PDU).
 public enum RequestDecision: Equatable, Sendable {
     /// Serve `count` registers from `address` (the bank has filled them).
     case read(function: UInt8, address: UInt16, count: UInt16)
+    /// A write to a served unit, for the bank to judge.
+    case write(WriteRequest)
     case exception(ModbusException)
 }
 
 /// Decides how to answer one complete request, before anything reaches `modbus_reply`.
 ///
-/// This is the only place where the contract's answer table is enforced for every request:
+/// This is the only place where the contract's answer table is enforced for every read:
 /// unit routing, function, count, address space, then the bank's own checks (blocks, staleness).
+/// Writes to a served unit go to the bank's `write`.
 /// `registers` receives the values of a read and must hold at least 125 entries.
 public func decide(
-    frame: UnsafeRawBufferPointer, bank: some RegisterBank, client: String,
+    frame: UnsafeRawBufferPointer, bank: some RegisterBank, client: SocketAddress,
     registers: UnsafeMutableBufferPointer<UInt16>
 ) -> RequestDecision {
     precondition(frame.count >= 8, "a complete frame has a header and a function code")
@@ -92,8 +149,7 @@ public func decide(
         if let exception = bank.read(unit: unit, address: address, into: slice) { return .exception(exception) }
         return .read(function: function, address: address, count: count)
     case let code where FunctionCode.writes.contains(code):
-        let request = WriteRequest(unit: unit, function: code, data: Array(frame[8...]), client: client)
-        return .exception(bank.write(request))
+        return .write(WriteRequest(unit: unit, function: code, data: Array(frame[8...]), client: client))
     default:
         return .exception(.illegalFunction)
     }

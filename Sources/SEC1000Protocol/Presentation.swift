@@ -168,3 +168,34 @@ public struct AnswerAnalysis: Sendable {
 
 private func pad(_ s: String, _ width: Int) -> String { s + String(repeating: " ", count: max(1, width - s.count)) }
 private func leftPad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+
+extension ControlMode {
+    /// The name used on the command line and in JSON.
+    public var name: String {
+        switch self {
+        case .off: "off"
+        case .dred: "dred"
+        case .rcr: "rcr"
+        case .byValue: "value"
+        }
+    }
+}
+
+extension ExportSettings {
+    /// The settings as JSON: mode name and code, capacity, CT ratio and limit.
+    public var json: String {
+        let name = mode.map { "\"\($0.name)\"" } ?? "null"
+        return "{\"control_mode\": \(name), \"control_mode_code\": \(modeByte), \"total_capacity_w\": \(totalCapacity), "
+            + "\"ct_ratio\": \(ctRatio), \"export_limit_w\": \(exportLimit)}"
+    }
+
+    /// One `name value` line per setting.
+    public var text: String {
+        """
+        control mode    \(mode?.name ?? "unknown") (\(modeByte))
+        total capacity  \(totalCapacity) W
+        CT ratio        \(ctRatio)
+        export limit    \(exportLimit) W
+        """
+    }
+}

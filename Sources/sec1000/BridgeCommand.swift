@@ -54,6 +54,24 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: LogLevelOption = .info
 
+    @Flag(help: "Accept Modbus writes to block D (export-limit control) from --control-allow clients.")
+    var enableControl = false
+
+    @Option(help: "A client network allowed to write, as CIDR (192.168.1.0/24, 10.0.0.7); repeat for more. Empty: nobody.")
+    var controlAllow: [String] = []
+
+    @Option(help: "The highest export limit a write may set, W.")
+    var maxExportLimit: Int32?
+
+    @Option(help: "Seconds a write may take on the device before it is answered with exception 0x0B.")
+    var writeTimeout: Double = 30
+
+    @Option(help: "Read the export settings from the device every this many good polls.")
+    var settingsEvery: Int = 30
+
+    @Flag(help: "Set the device clock from this host at start and once a day.")
+    var syncClock = false
+
     @OptionGroup(title: "Simulated device (with --simulate)")
     var simulation: SimulationOptions
 
@@ -70,6 +88,8 @@ struct BridgeCommand: AsyncParsableCommand {
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
+        guard writeTimeout > 0 else { throw ValidationError("--write-timeout must be positive") }
+        guard settingsEvery >= 1 else { throw ValidationError("--settings-every must be at least 1") }
         guard retryWait >= 0, minGap >= 0, maxBackoff >= 0 else {
             throw ValidationError("--retry-wait, --min-gap and --max-backoff must not be negative")
         }
@@ -94,7 +114,12 @@ struct BridgeCommand: AsyncParsableCommand {
                 idleTimeout: .seconds(double: idleTimeout), gridSign: gridSign == .importPositive ? .importPositive : .exportPositive,
                 timeouts: Timeouts(connect: .seconds(double: timeout), answer: .seconds(double: timeout)),
                 retry: RetryPolicy(attempts: retries, wait: .seconds(double: retryWait)),
-                minimumGap: .seconds(double: minGap), maxBackoff: .seconds(double: maxBackoff))
+                minimumGap: .seconds(double: minGap), maxBackoff: .seconds(double: maxBackoff),
+                control: ControlConfiguration(
+                    enabled: enableControl,
+                    allow: try controlAllow.map { (text: String) throws(ConfigurationError) in try AddressRange(parsing: text) },
+                    limits: ControlLimits(maxExportLimit: maxExportLimit),
+                    writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
             try configuration.validate()
             return configuration
         } catch let error as ConfigurationError {
@@ -122,10 +147,17 @@ struct BridgeCommand: AsyncParsableCommand {
             printError("error: cannot listen on \(listen): \(error)")
             throw ExitCode(1)
         }
+        if enableControl && controlAllow.isEmpty {
+            logger.warning("--enable-control without --control-allow: every write is still refused")
+        }
+        if interval < 5 {
+            logger.warning("polling a real SEC1000 faster than every 5 s can make it stop answering", metadata: ["interval": "\(interval)"])
+        }
         logger.info("sec1000 bridge started", metadata: [
             "version": "\(bridgeVersion)", "devices": "\(runtime.pollers.map { "\($0.device.address)@\($0.device.unit)" })",
         ])
-        let host = listen.hasPrefix("0.0.0.0") || listen.hasPrefix("[::]") ? "127.0.0.1" : String(listen.split(separator: ":").first ?? "127.0.0.1")
+        let listenHost = (try? SocketAddress(parsing: listen, defaultPort: 502).host) ?? "127.0.0.1"
+        let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
         printNow("Modbus TCP on port \(runtime.server.port). Read grid and inverter power (W) with:")
         printNow("  mbpoll -m tcp -a 1 -p \(runtime.server.port) -0 -r 18 -c 2 -t 4:int -B -1 \(host)")
         let group = ServiceGroup(configuration: .init(

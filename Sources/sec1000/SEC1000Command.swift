@@ -6,7 +6,7 @@ struct SEC1000Command: AsyncParsableCommand {
         commandName: "sec1000",
         abstract: "Read a GoodWe SEC1000 Smart Energy Controller and serve it over Modbus TCP.",
         version: bridgeVersion,
-        subcommands: [BridgeCommand.self, ReadCommand.self, AnalyzeCommand.self, SimulateCommand.self]
+        subcommands: [BridgeCommand.self, ReadCommand.self, AnalyzeCommand.self, SettingsCommand.self, SimulateCommand.self]
     )
 }
 

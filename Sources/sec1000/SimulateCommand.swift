@@ -74,6 +74,17 @@ struct SimulationOptions: ParsableArguments {
     var delay: Double = 2
     @Option(help: "Seed for the fault decisions, to replay a run.")
     var seed: UInt64?
+    @Option(help: "The status byte answered to a set: ack (0x06) or nak (0x15); both are seen after sets that took effect.")
+    var setStatus: SetStatus = .ack
+    @Flag(help: "Acknowledge sets without applying them, so a read-back disagrees.")
+    var ignoreSets = false
+    @Flag(help: "Close the connection on a set without answering or applying it.")
+    var dropSets = false
+
+    enum SetStatus: String, ExpressibleByArgument, CaseIterable {
+        case ack, nak
+        var byte: UInt8 { self == .ack ? 0x06 : 0x15 }
+    }
 
     func check() throws {
         let rates = [("short-answer", shortAnswerRate), ("zero-power", zeroPowerRate), ("bad-checksum", badChecksumRate),
@@ -91,6 +102,7 @@ struct SimulationOptions: ParsableArguments {
             faults: FaultRates(
                 drop: dropRate, hang: hangRate, shortAnswer: shortAnswerRate, badChecksum: badChecksumRate,
                 truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay)),
-            seed: seed, model: MeasurementModel(peakPower: peakPower, dayLength: dayLength), replayCapture: capture)
+            seed: seed, model: MeasurementModel(peakPower: peakPower, dayLength: dayLength), replayCapture: capture,
+            setStatus: setStatus.byte, ignoreSets: ignoreSets, dropSets: dropSets)
     }
 }

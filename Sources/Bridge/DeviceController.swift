@@ -1,0 +1,173 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Logging
+import ModbusServer
+import SEC1000Client
+import SEC1000Protocol
+
+/// Changes one device's export settings on behalf of Modbus clients, and keeps its settings and
+/// clock in step.
+///
+/// Every transaction goes through the device's one `SEC1000Client`, so writes are serialized with
+/// the polls; writes are also serialized with each other, so a read-back always belongs to its own
+/// write. Every attempt is written to the log as an audit line.
+public struct DeviceController: Sendable {
+    public let unit: UInt8
+    let client: SEC1000Client
+    let state: DeviceState
+    let configuration: BridgeConfiguration
+    let logger: Logger
+    private let operations = OperationQueue()
+
+    init(unit: UInt8, client: SEC1000Client, state: DeviceState, configuration: BridgeConfiguration, logger: Logger) {
+        self.unit = unit
+        self.client = client
+        self.state = state
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// Judges a Modbus write; `nil` when it was started and `completion` will be called.
+    func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
+        let control = configuration.control
+        let registers = ControlWrite.registers(of: request)
+        var audit: Logger.Metadata = [
+            "client": "\(request.client)", "unit": "\(request.unit)", "registers": "\(registers)",
+        ]
+        guard control.enabled else {
+            audit["outcome"] = "refused: control is not enabled (--enable-control)"
+            logger.notice("control write refused", metadata: audit)
+            return .illegalFunction
+        }
+        guard control.allow.contains(where: { $0.contains(host: request.client.host) }) else {
+            audit["outcome"] = "refused: client not in --control-allow"
+            logger.notice("control write refused", metadata: audit)
+            return .illegalFunction
+        }
+        let change: SettingsChange
+        switch ControlWrite.change(from: request) {
+        case .failure(let exception):
+            audit["outcome"] = "refused: \(exception)"
+            logger.notice("control write refused", metadata: audit)
+            if exception == .illegalDataValue { state.record(writeResult: .refusedByValidation) }
+            return exception
+        case .success(let parsed):
+            change = parsed
+        }
+        let old = state.current.control
+        audit["old"] = "\(old.settings.map(describeSettings) ?? "not read yet")"
+        audit["new"] = "\(describeChange(change))"
+        Task {
+            let outcome = await operations.run { await carryOut(change) }
+            switch outcome {
+            case .success(let settings):
+                audit["outcome"] = "confirmed"
+                audit["device"] = "\(describeSettings(settings))"
+                logger.notice("control write", metadata: audit)
+                completion(.success)
+            case .failure(let error):
+                audit["outcome"] = "\(error)"
+                logger.notice("control write failed", metadata: audit)
+                completion(.exception(exception(for: error)))
+            }
+        }
+        return nil
+    }
+
+    /// Carries `change` out within the write timeout and records the result in register 309.
+    func carryOut(_ change: SettingsChange) async -> Result<ExportSettings, ControlError> {
+        let known = state.current.control.meterMode
+        let result = await withDeadline(configuration.control.writeTimeout) { () async -> Result<ExportSettings, ControlError> in
+            do throws(ControlError) {
+                return .success(try await client.apply(
+                    change, knownMeterMode: known, limits: configuration.control.limits, policy: configuration.retry))
+            } catch {
+                return .failure(error)
+            }
+        } ?? .failure(.unreachable(.timeout(stage: .receive, received: [])))
+        switch result {
+        case .success(let settings):
+            state.publish(settings: settings, meterMode: change.meterMode ?? known)
+            state.record(writeResult: .confirmed)
+        case .failure(.invalid):
+            state.record(writeResult: .refusedByValidation)
+        case .failure(.notConfirmed(_, let actual)):
+            state.publish(settings: actual)
+            state.record(writeResult: .notConfirmed)
+        case .failure(.unreachable):
+            state.record(writeResult: .unreachable)
+        }
+        return result
+    }
+
+    /// Reads the settings (0x43) once and publishes them; failures leave the age growing.
+    func refreshSettings() async {
+        await operations.run {
+            do {
+                state.publish(settings: try await client.readExportSettings(policy: .once))
+            } catch {
+                logger.debug("settings read failed", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    /// Sets the device clock to the host's local time; `true` when the device answered.
+    @discardableResult
+    func syncClock() async -> Bool {
+        await operations.run {
+            var now = time_t(unixTime())
+            var local = tm()
+            localtime_r(&now, &local)
+            let time = DeviceTime(
+                year: Int(local.tm_year) + 1900, month: Int(local.tm_mon) + 1, day: Int(local.tm_mday),
+                hour: Int(local.tm_hour), minute: Int(local.tm_min), second: Int(local.tm_sec))
+            do {
+                _ = try await client.send(.setClock(time), policy: configuration.retry)
+                state.recordClockSync(unixTime: UInt32(clamping: Int64(now)))
+                logger.info("device clock set", metadata: ["local-time": "\(time)"])
+                return true
+            } catch {
+                logger.warning("device clock not set", metadata: ["error": "\(error)"])
+                return false
+            }
+        }
+    }
+
+    private func exception(for error: ControlError) -> ModbusException {
+        switch error {
+        case .invalid: .illegalDataValue
+        case .notConfirmed: .serverDeviceFailure
+        case .unreachable: .gatewayTargetFailedToRespond
+        }
+    }
+}
+
+/// Runs `operation`, giving up (and cancelling it) after `timeout`; `nil` on timeout.
+func withDeadline<T: Sendable>(_ timeout: Duration, _ operation: @escaping @Sendable () async -> T) async -> T? {
+    await withTaskGroup(of: T?.self) { group in
+        group.addTask { await operation() }
+        group.addTask {
+            try? await Task.sleep(for: timeout)
+            return nil
+        }
+        let first = await group.next() ?? nil
+        group.cancelAll()
+        return first
+    }
+}
+
+func describeSettings(_ s: ExportSettings) -> String {
+    "mode=\(s.modeByte) limit=\(s.exportLimit)W capacity=\(s.totalCapacity)W ct=\(s.ctRatio)"
+}
+
+func describeChange(_ c: SettingsChange) -> String {
+    var parts: [String] = []
+    if let v = c.exportLimit { parts.append("limit=\(v)W") }
+    if let v = c.totalCapacity { parts.append("capacity=\(v)W") }
+    if let v = c.controlMode { parts.append("mode=\(v.rawValue)") }
+    if let v = c.meterMode { parts.append("meter-mode=\(v.rawValue)") }
+    return parts.joined(separator: " ")
+}
