@@ -57,18 +57,19 @@ public struct DeviceController: Sendable {
         case .success(let parsed):
             change = parsed
         }
-        let old = state.current.control
-        audit["old"] = "\(old.settings.map(describeSettings) ?? "not read yet")"
+        let cached = state.current.control.settings
         audit["new"] = "\(describeChange(change))"
         Task {
             let outcome = await operations.run { await carryOut(change) }
             switch outcome {
             case .success(let settings):
+                audit["old"] = "\(describeSettings(settings.before))"
                 audit["outcome"] = "confirmed"
-                audit["device"] = "\(describeSettings(settings))"
+                audit["device"] = "\(describeSettings(settings.after))"
                 logger.notice("control write", metadata: audit)
                 completion(.success)
             case .failure(let error):
+                audit["old"] = "\(cached.map(describeSettings) ?? "not read yet")"
                 audit["outcome"] = "\(error)"
                 logger.notice("control write failed", metadata: audit)
                 completion(.exception(exception(for: error)))
@@ -78,9 +79,10 @@ public struct DeviceController: Sendable {
     }
 
     /// Carries `change` out within the write timeout and records the result in register 309.
-    func carryOut(_ change: SettingsChange) async -> Result<ExportSettings, ControlError> {
+    func carryOut(_ change: SettingsChange) async -> Result<(before: ExportSettings, after: ExportSettings), ControlError> {
         let known = state.current.control.meterMode
-        let result = await withDeadline(configuration.control.writeTimeout) { () async -> Result<ExportSettings, ControlError> in
+        let result = await withDeadline(configuration.control.writeTimeout) {
+            () async -> Result<(before: ExportSettings, after: ExportSettings), ControlError> in
             do throws(ControlError) {
                 return .success(try await client.apply(
                     change, knownMeterMode: known, limits: configuration.control.limits, policy: configuration.retry))
@@ -90,7 +92,7 @@ public struct DeviceController: Sendable {
         } ?? .failure(.unreachable(.timeout(stage: .receive, received: [])))
         switch result {
         case .success(let settings):
-            state.publish(settings: settings, meterMode: change.meterMode ?? known)
+            state.publish(settings: settings.after, meterMode: change.meterMode ?? known)
             state.record(writeResult: .confirmed)
         case .failure(.invalid):
             state.record(writeResult: .refusedByValidation)

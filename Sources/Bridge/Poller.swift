@@ -30,11 +30,7 @@ public struct Poller: Service {
             var nextClockSync = ContinuousClock.now
             while !Task.isCancelled {
                 let started = ContinuousClock.now
-                // Settings at start and every N good polls; the clock at start and once a day.
-                if state.current.control.settingsRead == nil || pollsSinceSettings >= configuration.control.settingsEvery {
-                    await controller.refreshSettings()
-                    pollsSinceSettings = 0
-                }
+                // The clock at start and once a day.
                 if configuration.control.syncClock, started >= nextClockSync {
                     // A device that did not take the time is asked again in an hour, not every poll.
                     nextClockSync = started + (await controller.syncClock() ? .seconds(86400) : .seconds(3600))
@@ -62,6 +58,12 @@ public struct Poller: Service {
                     }
                     everUp = true
                     failedCycles = 0
+                    // The settings after the first good poll and every N good polls after it:
+                    // never an extra transaction for a device that is down.
+                    if state.current.control.settingsRead == nil || pollsSinceSettings >= configuration.control.settingsEvery {
+                        await controller.refreshSettings()
+                        pollsSinceSettings = 0
+                    }
                     pollsSinceSettings += 1
                 } catch .cancelled {
                     return

@@ -131,11 +131,12 @@ public struct ControlPlan: Sendable, Equatable {
 extension SEC1000Client {
     /// Reads the settings, validates `change`, carries it out, and reads the settings back.
     ///
-    /// Returns the settings the device confirmed. Any status byte is taken as "received" (the device
-    /// answers ACK and NAK alike to sets that take effect): only the read-back decides.
+    /// Returns the settings before the change and those the device confirmed. Any status byte is
+    /// taken as "received" (the device answers ACK and NAK alike to sets that take effect): only
+    /// the read-back decides.
     public func apply(
         _ change: SettingsChange, knownMeterMode: MeterMode?, limits: ControlLimits, policy: RetryPolicy
-    ) async throws(ControlError) -> ExportSettings {
+    ) async throws(ControlError) -> (before: ExportSettings, after: ExportSettings) {
         let current: ExportSettings
         do { current = try await readExportSettings(policy: policy) } catch { throw .unreachable(error) }
         let plan = try ControlPlan(change: change, current: current, knownMeterMode: knownMeterMode, limits: limits)
@@ -148,6 +149,6 @@ extension SEC1000Client {
         var comparable = readBack
         comparable.ctRatio = plan.expected.ctRatio
         guard comparable == plan.expected else { throw .notConfirmed(expected: plan.expected, actual: readBack) }
-        return readBack
+        return (current, readBack)
     }
 }

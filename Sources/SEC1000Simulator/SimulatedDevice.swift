@@ -184,14 +184,21 @@ public final class SimulatedDevice: Sendable {
         let opened = ContinuousClock.now
         var request: Request?
         var fault: Fault?
+        // A transaction is over once its answer is on its way (or it failed): the polite wait for
+        // the client's close after that is not part of it, so a client that connects again right
+        // after reading its answer is not taken for two transactions at once.
+        var finished = false
+        func finish() {
+            guard !finished else { return }
+            finished = true
+            state.withLock { $0.open -= 1 }
+        }
         defer {
+            finish()
             close(fd)
             let record = RequestRecord(connection: id, opened: opened, closed: .now, request: request,
                                        fault: fault, concurrent: concurrent)
-            state.withLock {
-                $0.open -= 1
-                $0.records.append(record)
-            }
+            state.withLock { $0.records.append(record) }
         }
         let configuration = state.withLock { $0.configuration }
         let deadline = opened + configuration.requestTimeout
@@ -237,6 +244,7 @@ public final class SimulatedDevice: Sendable {
         default:
             break
         }
+        finish()
         _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
         // A truncated answer ends with the close; otherwise let the client read and close first.
         if fault != .truncate { waitForClose(fd, until: .now + .milliseconds(200)) }

@@ -97,7 +97,7 @@ struct SettingsCommand: AsyncParsableCommand {
             do {
                 let confirmed = try await connection.client.apply(
                     change, knownMeterMode: nil, limits: ControlLimits(maxExportLimit: maxExportLimit), policy: connection.policy)
-                connection.show(confirmed)
+                connection.show(confirmed.after)
             } catch {
                 printError("error: \(connection.device.address): \(error)")
                 switch error {

@@ -1,5 +1,6 @@
 import Bridge
 import ModbusServer
+import Sockets
 import Testing
 
 /// `decide` judged without sockets, against a bank with one fixed block.
@@ -17,7 +18,7 @@ struct RequestDecisionTests {
     func decision(_ frame: [UInt8]) -> (RequestDecision, [UInt16]) {
         var registers = [UInt16](repeating: 0, count: 125)
         let result = frame.withUnsafeBytes { bytes in
-            registers.withUnsafeMutableBufferPointer { decide(frame: bytes, bank: FixedBank(), client: "test", registers: $0) }
+            registers.withUnsafeMutableBufferPointer { decide(frame: bytes, bank: FixedBank(), client: SocketAddress(host: "127.0.0.1", port: 1), registers: $0) }
         }
         return (result, registers)
     }
@@ -37,13 +38,22 @@ struct RequestDecisionTests {
         (mbap([0x03, 0, 12, 0, 126]), .illegalDataValue),
         (mbap([0x03, 0xFF, 0xFF, 0, 2]), .illegalDataAddress),  // past 65535
         (mbap([0x03, 0, 18, 0, 3]), .illegalDataAddress),       // the bank's own limit
-        (mbap([0x06, 0, 12, 0, 3]), .illegalFunction),
-        (mbap([0x10, 0, 12, 0, 1, 2, 0, 0]), .illegalFunction),
         (mbap([0x2B, 0x0E, 1, 0]), .illegalFunction),
         (mbap([0x80]), .illegalFunction),
     ])
     func badRequestsGetTheirException(frame: [UInt8], expected: ModbusException) {
         #expect(decision(frame).0 == .exception(expected))
+    }
+
+    @Test(arguments: [[UInt8(0x05), 0, 1, 0xFF, 0], [0x06, 0, 12, 0, 3], [0x0F, 0, 0, 0, 1, 1, 1], [0x10, 0, 12, 0, 1, 2, 0, 0], [0x16, 0, 0, 0, 0, 0, 0], [0x17, 0, 0, 0, 1, 0, 0, 0, 1, 2, 0, 0]])
+    func writesGoToTheBankWhole(pdu: [UInt8]) {
+        let client = SocketAddress(host: "127.0.0.1", port: 1)
+        #expect(decision(mbap(pdu)).0 == .write(WriteRequest(unit: 1, function: pdu[0], data: Array(pdu.dropFirst()), client: client)))
+    }
+
+    @Test func theDefaultBankRefusesEveryWrite() {
+        let request = WriteRequest(unit: 1, function: 0x06, data: [0, 0, 0, 1], client: SocketAddress(host: "127.0.0.1", port: 1))
+        #expect(FixedBank().write(request, completion: .discarded) == .illegalFunction)
     }
 
     @Test(arguments: [

@@ -7,6 +7,7 @@ import SEC1000Protocol
 import SEC1000Simulator
 import ServiceLifecycle
 import Sockets
+import Synchronization
 import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -164,6 +165,7 @@ struct BridgeHarness: Sendable {
     static func run(
         simulators: [SimulatorConfiguration] = [SimulatorConfiguration(replayCapture: true)],
         waitForSample: Bool = true,
+        logger: Logger = quietLogger,
         configure: (inout BridgeConfiguration) -> Void = { _ in },
         _ body: (BridgeHarness) async throws -> Void
     ) async throws {
@@ -181,7 +183,7 @@ struct BridgeHarness: Sendable {
             DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: device.port), unit: UInt8(index + 1))
         })
         configure(&configuration)
-        let runtime = try BridgeRuntime(configuration: configuration, logger: quietLogger)
+        let runtime = try BridgeRuntime(configuration: configuration, logger: logger)
         let harness = BridgeHarness(devices: devices, runtime: runtime)
         let group = ServiceGroup(configuration: .init(services: runtime.services.map { .init(service: $0) }, logger: quietLogger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -210,4 +212,32 @@ func sec1000Executable() throws -> URL {
         throw ModbusClient.ClientError(message: "no sec1000 executable at \(candidate.path); run `swift build` first")
     }
     return candidate
+}
+
+/// Keeps every log message with its metadata, for tests of what the bridge logs.
+final class LogRecorder: Sendable {
+    private let lines = Mutex<[String]>([])
+
+    var messages: [String] { lines.withLock { $0 } }
+
+    var logger: Logger {
+        Logger(label: "recorded") { _ in Handler(recorder: self) }
+    }
+
+    struct Handler: LogHandler {
+        let recorder: LogRecorder
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { metadata[key] }
+            set { metadata[key] = newValue }
+        }
+
+        func log(event: LogEvent) {
+            let all = metadata.merging(event.metadata ?? [:]) { $1 }
+            let rendered = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            recorder.lines.withLock { $0.append("\(event.level) \(event.message) \(rendered)") }
+        }
+    }
 }
