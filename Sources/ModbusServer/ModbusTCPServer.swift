@@ -207,57 +207,51 @@ public final class ModbusTCPServer: Sendable {
                       let frame = clients[index].pendingWrite else { continue }
                 clients[index].pendingWrite = nil
                 modbus_set_socket(context, clients[index].fd)
-                let status: Int32 = frame.withUnsafeBufferPointer { request in
+                let sent = frame.withUnsafeBufferPointer { request in
                     switch outcome {
                     case .success:
                         // The tables are scratch space: the write lands there and libmodbus echoes it.
-                        return modbus_reply(context, request.baseAddress, Int32(request.count), mapping)
+                        modbus_reply(context, request.baseAddress, Int32(request.count), mapping) >= 0
                     case .exception(let exception):
-                        return modbus_reply_exception(context, request.baseAddress, UInt32(exception.rawValue))
+                        replyException(exception, to: request.baseAddress!)
                     }
                 }
-                if case .exception = outcome { server.stats.withLock { $0.exceptions += 1 } }
-                if status < 0 || !answerBuffered(index) { closeClient(at: index) }
+                if !sent || !answerBuffered(index) { closeClient(at: index) }
             }
         }
 
         /// Answers one complete frame; `false` if the client cannot take the answer.
         mutating func answer(_ frame: UnsafeRawBufferPointer, to index: Int) -> Bool {
-            let fd = clients[index].fd
-            var decision = registers.withUnsafeMutableBufferPointer { buffer in
+            let decision = registers.withUnsafeMutableBufferPointer { buffer in
                 decide(frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer)
             }
-            if case .write(let request) = decision {
-                let completion = WriteCompletion(token: clients[index].id, queue: server.completions)
-                guard let refusal = server.bank.write(request, completion: completion) else {
-                    clients[index].pendingWrite = Array(frame)
-                    server.stats.withLock { $0.requests += 1 }
-                    return true
-                }
-                decision = .exception(refusal)
-            }
-            modbus_set_socket(context, fd)
+            server.stats.withLock { $0.requests += 1 }
             let request = frame.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            let status: Int32
+            modbus_set_socket(context, clients[index].fd)
             switch decision {
-            case .write:
-                preconditionFailure("writes are judged above")
             case .read(let function, let address, let count):
                 let table = function == FunctionCode.readHoldingRegisters
                     ? mapping.pointee.tab_registers! : mapping.pointee.tab_input_registers!
                 registers.withUnsafeBufferPointer { values in
                     (table + Int(address)).update(from: values.baseAddress!, count: Int(count))
                 }
-                status = modbus_reply(context, request, Int32(frame.count), mapping)
-                server.stats.withLock { $0.requests += 1 }
+                return modbus_reply(context, request, Int32(frame.count), mapping) >= 0
             case .exception(let exception):
-                status = modbus_reply_exception(context, request, UInt32(exception.rawValue))
-                server.stats.withLock {
-                    $0.requests += 1
-                    $0.exceptions += 1
+                return replyException(exception, to: request)
+            case .write(let write):
+                let completion = WriteCompletion(token: clients[index].id, queue: server.completions)
+                if let refusal = server.bank.write(write, completion: completion) {
+                    return replyException(refusal, to: request)
                 }
+                clients[index].pendingWrite = Array(frame)
+                return true
             }
-            return status >= 0
+        }
+
+        /// Answers `request` with `exception` on the current client's socket.
+        func replyException(_ exception: ModbusException, to request: UnsafePointer<UInt8>) -> Bool {
+            server.stats.withLock { $0.exceptions += 1 }
+            return modbus_reply_exception(context, request, UInt32(exception.rawValue)) >= 0
         }
 
         mutating func acceptAll() {
