@@ -50,12 +50,17 @@ public final class SEC1000Client: Sendable {
     }
 
     /// One transaction, with no retry.
+    ///
+    /// Cancellation returns `.cancelled` at once, whether the transaction is waiting for its turn,
+    /// for the gap, or for the device.
     public func send(_ request: Request) async throws(SEC1000Error) -> Response {
         let interrupter = SocketInterrupter()
         let result = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, SEC1000Error>, Never>) in
+                let once = ResumeOnce(continuation)
+                interrupter.onInterrupt { once.resume(.failure(.cancelled)) }
                 queue.async { [self] in
-                    continuation.resume(returning: Result { () throws(SEC1000Error) -> Response in
+                    once.resume(Result { () throws(SEC1000Error) -> Response in
                         try paced(request, interrupter: interrupter)
                     })
                 }
@@ -68,12 +73,12 @@ public final class SEC1000Client: Sendable {
 
     /// Runs on `queue`: waits out the gap, then performs the transaction.
     private func paced(_ request: Request, interrupter: SocketInterrupter) throws(SEC1000Error) -> Response {
+        if interrupter.isInterrupted { throw .cancelled }
         if let last = lastTransactionEnd.withLock({ $0 }) {
             let wait = last + minimumGap - ContinuousClock.now
-            if wait > .zero { blockingSleep(wait) }
+            if wait > .zero, !TCPStream.sleep(wait, interrupter: interrupter) { throw .cancelled }
         }
         defer { lastTransactionEnd.withLock { $0 = ContinuousClock.now } }
-        if interrupter.isInterrupted { throw .cancelled }
         return try performTransaction(request, with: address, timeouts: timeouts, interrupter: interrupter)
     }
 
@@ -122,9 +127,13 @@ public final class SEC1000Client: Sendable {
     }
 }
 
-private func blockingSleep(_ duration: Duration) {
-    let (seconds, attoseconds) = duration.components
-    var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
-    var remaining = timespec()
-    while nanosleep(&request, &remaining) != 0 { request = remaining }
+/// Resumes a continuation once, whoever comes first: the transaction or its cancellation.
+private final class ResumeOnce<T: Sendable>: Sendable {
+    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+
+    func resume(_ value: T) {
+        continuation.withLock { $0.take() }?.resume(returning: value)
+    }
 }

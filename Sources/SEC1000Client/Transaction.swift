@@ -76,10 +76,16 @@ public func captureRawAnswer(
     var reader = ResponseFrameReader()
     var bytes: [UInt8] = []
     while reader.missing > 0 {
-        guard let chunk = try? stream.read(upTo: reader.missing, deadline: deadline) else { break }
+        let chunk: [UInt8]
+        do {
+            chunk = try stream.read(upTo: reader.missing, deadline: deadline)
+        } catch {
+            // Whatever arrived is the answer to show; with nothing, the cause is the answer.
+            if bytes.isEmpty { throw SEC1000Error(error, stage: .receive, received: []) }
+            break
+        }
         bytes += chunk
         do { try reader.append(chunk) } catch { break }
     }
-    if bytes.isEmpty { throw .timeout(stage: .receive, received: []) }
     return bytes
 }

@@ -51,6 +51,8 @@ public struct TCPStream: ~Copyable, Sendable {
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
                 if error == 0 { return stream }
+                // An interrupt shuts the socket down, which a connect in progress sees as a reset.
+                if interrupter?.isInterrupted == true { throw .cancelled }
                 lastError = .fromErrno("connect", error)
             } catch {
                 if error == .timedOut || error == .cancelled { throw error }
@@ -72,7 +74,7 @@ public struct TCPStream: ~Copyable, Sendable {
                 try wait(for: Int16(POLLOUT), until: deadline)
                 continue
             }
-            throw .fromErrno("send")
+            throw failure("send")
         }
     }
 
@@ -99,9 +101,29 @@ public struct TCPStream: ~Copyable, Sendable {
                 if interrupter?.isInterrupted == true { throw .cancelled }
                 throw .closedByPeer
             }
-            guard errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { throw .fromErrno("recv") }
+            guard errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { throw failure("recv") }
             try wait(for: Int16(POLLIN), until: deadline)
         }
+    }
+
+    /// The error for a failed `call`: a cancellation if the socket was interrupted (its shutdown
+    /// makes the call fail with EPIPE or ECONNRESET), else what errno says.
+    private func failure(_ call: String) -> SocketError {
+        let code = errno
+        return interrupter?.isInterrupted == true ? .cancelled : .fromErrno(call, code)
+    }
+
+    /// Sleeps for `duration` unless interrupted first; `false` if interrupted.
+    public static func sleep(_ duration: Duration, interrupter: SocketInterrupter) -> Bool {
+        let deadline = ContinuousClock.now + duration
+        // Short slices: an interrupt has no descriptor to wake here, and the pauses are brief.
+        while !interrupter.isInterrupted {
+            let remaining = deadline - .now
+            guard remaining > .zero else { return true }
+            var entry = pollfd(fd: -1, events: 0, revents: 0)
+            _ = poll(&entry, 1, milliseconds(min(remaining, .milliseconds(10))))
+        }
+        return false
     }
 
     /// Waits until the socket is ready for `events` or the deadline passes.
@@ -135,6 +157,7 @@ public final class SocketInterrupter: Sendable {
     private struct State {
         var descriptor: Int32?
         var interrupted = false
+        var handlers: [@Sendable () -> Void] = []
     }
     private let state = Mutex(State())
 
@@ -142,12 +165,26 @@ public final class SocketInterrupter: Sendable {
 
     public var isInterrupted: Bool { state.withLock { $0.interrupted } }
 
-    /// Aborts the current and every later operation.
+    /// Aborts the current and every later operation, and runs the `onInterrupt` handlers.
     public func interrupt() {
-        state.withLock { state in
+        let handlers = state.withLock { state -> [@Sendable () -> Void] in
+            guard !state.interrupted else { return [] }
             state.interrupted = true
             if let fd = state.descriptor { shutdown(fd, Int32(SHUT_RDWR)) }
+            defer { state.handlers.removeAll() }
+            return state.handlers
         }
+        handlers.forEach { $0() }
+    }
+
+    /// Runs `handler` on interrupt (at once if already interrupted).
+    public func onInterrupt(_ handler: @escaping @Sendable () -> Void) {
+        let now = state.withLock { state -> Bool in
+            if state.interrupted { return true }
+            state.handlers.append(handler)
+            return false
+        }
+        if now { handler() }
     }
 
     /// Allows interrupting `descriptor`; `false` if already interrupted.
