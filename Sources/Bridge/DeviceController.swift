@@ -34,8 +34,9 @@ public struct DeviceController: Sendable {
     func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
         let control = configuration.control
         let registers = ControlWrite.registers(of: request)
+        // The logger already names the device and its unit; "unit-id" is what the client addressed (0 and 255 reach the first device).
         var audit: Logger.Metadata = [
-            "client": "\(request.client)", "unit": "\(request.unit)", "registers": "\(registers)",
+            "client": "\(request.client)", "unit-id": "\(request.unit)", "registers": "\(registers)",
         ]
         guard control.enabled else {
             audit["outcome"] = "refused: control is not enabled (--enable-control)"
@@ -65,7 +66,7 @@ public struct DeviceController: Sendable {
             case .success(let settings):
                 audit["old"] = "\(describeSettings(settings.before))"
                 audit["outcome"] = "confirmed"
-                audit["device"] = "\(describeSettings(settings.after))"
+                audit["read-back"] = "\(describeSettings(settings.after))"
                 logger.notice("control write", metadata: audit)
                 completion(.success)
             case .failure(let error):
@@ -89,7 +90,7 @@ public struct DeviceController: Sendable {
             } catch {
                 return .failure(error)
             }
-        } ?? .failure(.unreachable(.timeout(stage: .receive, received: [])))
+        } ?? .failure(.timedOut(configuration.control.writeTimeout))
         switch result {
         case .success(let settings):
             state.publish(settings: settings.after, meterMode: change.meterMode ?? known)
@@ -99,7 +100,7 @@ public struct DeviceController: Sendable {
         case .failure(.notConfirmed(_, let actual)):
             state.publish(settings: actual)
             state.record(writeResult: .notConfirmed)
-        case .failure(.unreachable):
+        case .failure(.unreachable), .failure(.timedOut):
             state.record(writeResult: .unreachable)
         }
         return result
@@ -142,7 +143,7 @@ public struct DeviceController: Sendable {
         switch error {
         case .invalid: .illegalDataValue
         case .notConfirmed: .serverDeviceFailure
-        case .unreachable: .gatewayTargetFailedToRespond
+        case .unreachable, .timedOut: .gatewayTargetFailedToRespond
         }
     }
 }

@@ -287,14 +287,15 @@ public final class ModbusTCPServer: Sendable {
         }
 
         func nextIdleDeadline() -> ContinuousClock.Instant? {
-            clients.lazy.map(\.lastRequest).min().map { $0 + server.configuration.idleTimeout }
+            clients.lazy.filter { $0.pendingWrite == nil }.map(\.lastRequest).min().map { $0 + server.configuration.idleTimeout }
         }
 
         mutating func closeIdle() {
             let limit = ContinuousClock.now - server.configuration.idleTimeout
             var index = 0
             while index < clients.count {
-                if clients[index].lastRequest <= limit {
+                // A client waiting for its write's answer is not idle.
+                if clients[index].lastRequest <= limit && clients[index].pendingWrite == nil {
                     server.logger.debug("closing an idle client", metadata: ["client": "\(clients[index].peer)"])
                     server.stats.withLock { $0.idleClosed += 1 }
                     closeClient(at: index)

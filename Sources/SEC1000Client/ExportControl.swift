@@ -31,8 +31,10 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
     case invalid(String)
     /// The device was told, but reading the settings back shows other values.
     case notConfirmed(expected: ExportSettings, actual: ExportSettings)
-    /// The device could not be reached (or not within the time allowed).
+    /// The device could not be reached.
     case unreachable(SEC1000Error)
+    /// The change was not confirmed within the time allowed; it may or may not have taken effect.
+    case timedOut(Duration)
 
     public var description: String {
         switch self {
@@ -42,6 +44,8 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
             "the device did not confirm: asked for \(describe(expected)), it holds \(describe(actual))"
         case .unreachable(let error):
             "device unreachable: \(error)"
+        case .timedOut(let limit):
+            "no confirmation within \(limit) (--write-timeout): the change may or may not have taken effect; read the settings"
         }
     }
 }

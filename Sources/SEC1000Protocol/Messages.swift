@@ -56,7 +56,12 @@ public enum MeterMode: UInt8, Sendable, CaseIterable {
 }
 
 /// A local date and time as the device's clock takes it.
-public struct DeviceTime: Sendable, Equatable {
+public struct DeviceTime: Sendable, Equatable, CustomStringConvertible {
+    public var description: String {
+        func two(_ n: Int) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(year)-\(two(month))-\(two(day)) \(two(hour)):\(two(minute)):\(two(second))"
+    }
+
     public var year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int
     public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
         (self.year, self.month, self.day) = (year, month, day)

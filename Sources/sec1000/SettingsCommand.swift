@@ -41,7 +41,7 @@ struct SettingsCommand: AsyncParsableCommand {
             do {
                 connection.show(try await connection.client.readExportSettings(policy: connection.policy))
             } catch {
-                printError("error: \(connection.device.address): \(error)")
+                printError("error: \(connection.device.address): \(error) (after \(connection.retries) attempt\(connection.retries == 1 ? "" : "s"))")
                 throw ExitCode(1)
             }
         }
@@ -103,7 +103,7 @@ struct SettingsCommand: AsyncParsableCommand {
                 switch error {
                 case .invalid: throw ExitCode(2)
                 case .notConfirmed: throw ExitCode(3)
-                case .unreachable: throw ExitCode(1)
+                case .unreachable, .timedOut: throw ExitCode(1)
                 }
             }
         }

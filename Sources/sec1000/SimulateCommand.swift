@@ -39,7 +39,7 @@ struct SimulateCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         device.start()
-        print("simulated SEC1000 on \(configuration.listen.host):\(device.port); stop with Ctrl-C")
+        printNow("simulated SEC1000 on \(configuration.listen.host):\(device.port); stop with Ctrl-C")
         for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { break }
         device.stop()
     }
