@@ -15,11 +15,17 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int
     /// A connection with no complete request for this long is closed.
     public var idleTimeout: Duration
+    /// What function 43 / MEI type 14 answers; `nil` refuses the function (0x01).
+    public var identification: DeviceIdentification?
 
-    public init(listen: SocketAddress, maxConnections: Int = 64, idleTimeout: Duration = .seconds(60)) {
+    public init(
+        listen: SocketAddress, maxConnections: Int = 64, idleTimeout: Duration = .seconds(60),
+        identification: DeviceIdentification? = nil
+    ) {
         self.listen = listen
         self.maxConnections = max(1, maxConnections)
         self.idleTimeout = idleTimeout
+        self.identification = identification
     }
 }
 
@@ -185,7 +191,9 @@ public final class ModbusTCPServer: Sendable {
         mutating func answer(_ frame: UnsafeRawBufferPointer, to index: Int) -> Bool {
             let fd = clients[index].fd
             let decision = registers.withUnsafeMutableBufferPointer { buffer in
-                decide(frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer)
+                decide(
+                    frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer,
+                    identification: server.configuration.identification)
             }
             modbus_set_socket(context, fd)
             let request = frame.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -199,6 +207,12 @@ public final class ModbusTCPServer: Sendable {
                 }
                 status = modbus_reply(context, request, Int32(frame.count), mapping)
                 server.stats.withLock { $0.requests += 1 }
+            case .reply(let pdu):
+                // libmodbus has no reply for this function: echo the transaction and unit id ourselves.
+                let length = pdu.count + 1
+                let header = [frame[0], frame[1], 0, 0, UInt8(length >> 8), UInt8(length & 0xFF), frame[6]]
+                status = sendAll(fd, header + pdu) ? 0 : -1
+                server.stats.withLock { $0.requests += 1 }
             case .exception(let exception):
                 status = modbus_reply_exception(context, request, UInt32(exception.rawValue))
                 server.stats.withLock {
@@ -207,6 +221,18 @@ public final class ModbusTCPServer: Sendable {
                 }
             }
             return status >= 0
+        }
+
+        /// Writes every byte to a client's (blocking) socket, as `modbus_reply` does.
+        func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+            var sent = 0
+            while sent < bytes.count {
+                let count = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return false }
+                sent += count
+            }
+            return true
         }
 
         mutating func acceptAll() {

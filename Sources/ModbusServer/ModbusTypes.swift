@@ -24,6 +24,8 @@ public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringC
 public enum FunctionCode {
     public static let readHoldingRegisters: UInt8 = 0x03
     public static let readInputRegisters: UInt8 = 0x04
+    /// Encapsulated interface transport (MEI); type 14 is Read Device Identification.
+    public static let encapsulatedInterface: UInt8 = 0x2B
     /// Every function that changes data: 05, 06, 15, 16, 22, 23.
     public static let writes: Set<UInt8> = [0x05, 0x06, 0x0F, 0x10, 0x16, 0x17]
 }
@@ -66,16 +68,19 @@ public enum RequestDecision: Equatable, Sendable {
     /// Serve `count` registers from `address` (the bank has filled them).
     case read(function: UInt8, address: UInt16, count: UInt16)
     case exception(ModbusException)
+    /// Send this response PDU; the server adds the MBAP header (the request's transaction and unit id).
+    case reply(pdu: [UInt8])
 }
 
 /// Decides how to answer one complete request, before anything reaches `modbus_reply`.
 ///
 /// This is the only place where the contract's answer table is enforced for every request:
 /// unit routing, function, count, address space, then the bank's own checks (blocks, staleness).
-/// `registers` receives the values of a read and must hold at least 125 entries.
+/// `registers` receives the values of a read and must hold at least 125 entries. Without an
+/// `identification`, function 43 is refused like any other unsupported function.
 public func decide(
     frame: UnsafeRawBufferPointer, bank: some RegisterBank, client: String,
-    registers: UnsafeMutableBufferPointer<UInt16>
+    registers: UnsafeMutableBufferPointer<UInt16>, identification: DeviceIdentification? = nil
 ) -> RequestDecision {
     precondition(frame.count >= 8, "a complete frame has a header and a function code")
     let unit = frame[6]
@@ -94,6 +99,12 @@ public func decide(
     case let code where FunctionCode.writes.contains(code):
         let request = WriteRequest(unit: unit, function: code, data: Array(frame[8...]), client: client)
         return .exception(bank.write(request))
+    case FunctionCode.encapsulatedInterface:
+        guard let identification else { return .exception(.illegalFunction) }
+        switch identification.response(to: frame[7...]) {
+        case .success(let pdu): return .reply(pdu: pdu)
+        case .failure(let exception): return .exception(exception)
+        }
     default:
         return .exception(.illegalFunction)
     }
