@@ -5,10 +5,13 @@ import Sockets
 public struct DeviceConfiguration: Sendable, Equatable {
     public var address: SocketAddress
     public var unit: UInt8
+    /// SunSpec model 1's serial number; `nil` makes one from the address (`effectiveSerialNumber`).
+    public var serialNumber: String?
 
-    public init(address: SocketAddress, unit: UInt8 = 1) {
+    public init(address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil) {
         self.address = address
         self.unit = unit
+        self.serialNumber = serialNumber
     }
 
     /// Parses `HOST[:PORT][@UNIT]` (port 1234 and unit 1 by default).
@@ -61,6 +64,13 @@ public struct BridgeConfiguration: Sendable {
     /// The zero-power filter's size and maximum age (seconds).
     public var filterCapacity: Int
     public var filterMaximumAge: Double
+    /// Energy counters, SunSpec identity and the grid-sign check (see Energy.swift and Identity.swift).
+    public var energy = EnergyConfiguration()
+    /// Reported in SunSpec model 1 and the Modbus device identification.
+    public var version = bridgeVersion
+    /// How long the inverters must read 0 W while the grid reads as export before the bridge warns
+    /// that `gridSign` is probably inverted.
+    public var signCheckAfter: Duration = .seconds(900)
 
     public init(
         devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
@@ -96,6 +106,7 @@ public struct BridgeConfiguration: Sendable {
         guard staleAfter >= interval else { throw .invalid("--stale-after must be at least the interval") }
         guard maxConnections >= 1 else { throw .invalid("--max-connections must be at least 1") }
         guard idleTimeout > .zero else { throw .invalid("--idle-timeout must be positive") }
+        try validateEnergyAndIdentity()
     }
 }
 

@@ -13,11 +13,17 @@ public struct Poller: Service {
     private let client: SEC1000Client
     private let configuration: BridgeConfiguration
     private let logger: Logger
+    /// The energy counters the first poll starts from.
+    public let startingEnergy: EnergyCounters
 
-    public init(device: DeviceConfiguration, state: DeviceState, configuration: BridgeConfiguration, logger: Logger) {
+    public init(
+        device: DeviceConfiguration, state: DeviceState, configuration: BridgeConfiguration, logger: Logger,
+        startingEnergy: EnergyCounters = .zero
+    ) {
         self.device = device
         self.state = state
         self.configuration = configuration
+        self.startingEnergy = startingEnergy
         self.client = SEC1000Client(
             address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
         var logger = logger
@@ -29,6 +35,8 @@ public struct Poller: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
+            var energy = EnergyIntegrator(counters: startingEnergy, maximumGap: configuration.staleAfter)
+            var signCheck = GridSignCheck(sustainedFor: configuration.signCheckAfter)
             var failedCycles = 0
             var everUp = false
             while !Task.isCancelled {
@@ -42,10 +50,17 @@ public struct Poller: Service {
                     var filtered = raw
                     filtered.invertersPower = output.value
                     let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
+                    let taken = ContinuousClock.now
+                    energy.add(gridPower: values[9], productionPower: values[10], at: taken)
                     state.publish(Sample(
-                        registers: RegisterMap.measurementRegisters(values), taken: .now,
-                        unixTime: UInt32(clamping: Int64(unixTime())), substituted: output.substituted,
-                        measurements: filtered))
+                        values: values, measurements: filtered, substituted: output.substituted,
+                        energy: energy.counters, sunSpecBase: state.sunSpecStatic, taken: taken,
+                        unixTime: UInt32(clamping: Int64(unixTime()))))
+                    if signCheck.observe(gridPower: values[9], invertersPower: values[10], at: taken) {
+                        logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: [
+                            "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
+                        ])
+                    }
                     if !everUp {
                         logger.info("device up", metadata: ["grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])"])
                     } else if failedCycles > 0 {

@@ -14,7 +14,7 @@ public enum RegisterMap {
     public static let blockC: Range<UInt16> = 200..<210
 
     /// The blocks, for address checks: a read must lie inside one of them.
-    public static let blocks = [blockA, blockB, blockC]
+    public static let blocks = [blockA, blockB, blockC, blockE, sunSpec]
 
     /// The 14 int32 values of block A, in address order.
     public static func blockAValues(_ m: Measurements, gridSign: GridSign) -> [Int32] {

@@ -57,6 +57,9 @@ struct BridgeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Simulated device (with --simulate)")
     var simulation: SimulationOptions
 
+    @OptionGroup(title: "Energy counters and SunSpec identity")
+    var energy: EnergyOptions
+
     enum GridSignOption: String, ExpressibleByArgument, CaseIterable {
         case importPositive = "import-positive"
         case exportPositive = "export-positive"
@@ -82,19 +85,21 @@ struct BridgeCommand: AsyncParsableCommand {
         do {
             var parsed = try devices.map { (text: String) throws(ConfigurationError) in try DeviceConfiguration(parsing: text) }
             if let simulatorPort {
-                parsed.insert(DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1), at: 0)
+                parsed.insert(DeviceConfiguration(
+                    address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1, serialNumber: "SEC1000-SIMULATED"), at: 0)
             }
             let listenAddress: SocketAddress
             do { listenAddress = try SocketAddress(parsing: listen, defaultPort: 502) } catch {
                 throw ConfigurationError.invalid("--listen: \(error)")
             }
-            let configuration = BridgeConfiguration(
+            var configuration = BridgeConfiguration(
                 devices: parsed, listen: listenAddress, interval: .seconds(double: interval),
                 staleAfter: staleAfter.map { .seconds(double: $0) }, maxConnections: maxConnections,
                 idleTimeout: .seconds(double: idleTimeout), gridSign: gridSign == .importPositive ? .importPositive : .exportPositive,
                 timeouts: Timeouts(connect: .seconds(double: timeout), answer: .seconds(double: timeout)),
                 retry: RetryPolicy(attempts: retries, wait: .seconds(double: retryWait)),
                 minimumGap: .seconds(double: minGap), maxBackoff: .seconds(double: maxBackoff))
+            try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration
         } catch let error as ConfigurationError {

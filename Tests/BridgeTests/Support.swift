@@ -164,6 +164,7 @@ struct BridgeHarness: Sendable {
     static func run(
         simulators: [SimulatorConfiguration] = [SimulatorConfiguration(replayCapture: true)],
         waitForSample: Bool = true,
+        logger: Logger = quietLogger,
         configure: (inout BridgeConfiguration) -> Void = { _ in },
         _ body: (BridgeHarness) async throws -> Void
     ) async throws {
@@ -181,7 +182,7 @@ struct BridgeHarness: Sendable {
             DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: device.port), unit: UInt8(index + 1))
         })
         configure(&configuration)
-        let runtime = try BridgeRuntime(configuration: configuration, logger: quietLogger)
+        let runtime = try BridgeRuntime(configuration: configuration, logger: logger)
         let harness = BridgeHarness(devices: devices, runtime: runtime)
         let group = ServiceGroup(configuration: .init(services: runtime.services.map { .init(service: $0) }, logger: quietLogger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in
