@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "SEC1000Simulator", targets: ["SEC1000Simulator"]),
         .library(name: "ModbusServer", targets: ["ModbusServer"]),
         .library(name: "Bridge", targets: ["Bridge"]),
+        .library(name: "SunSpec", targets: ["SunSpec"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -36,6 +37,8 @@ let package = Package(
             dependencies: ["SEC1000Protocol", "Sockets", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // SunSpec models and their encoding: pure, no I/O.
+        .target(name: "SunSpec", swiftSettings: strict),
         // Debian's libmodbus-dev.
         .systemLibrary(
             name: "CModbus",
@@ -52,7 +55,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -70,6 +73,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
+        .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
             dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000"],
@@ -78,7 +82,7 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000", "SunSpec",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -43,12 +43,16 @@ public struct BridgeRegisterBank: RegisterBank {
         } else if block == RegisterMap.blockD {
             source = device.controlRegisters(snapshot, at: now)
             offset = Int(address - block.lowerBound)
+        } else if block == RegisterMap.sunSpec, RegisterMap.isStaticSunSpecRead(address: address, count: registers.count) {
+            source = device.sunSpecStatic
+            offset = Int(address - block.lowerBound)
         } else {
             guard let sample = snapshot.sample, device.isFresh(sample, at: now) else {
                 return .gatewayTargetFailedToRespond
             }
-            source = sample.registers
-            offset = Int(address - block.lowerBound) + (block == RegisterMap.blockB ? 28 : 0)
+            let (values, start) = sample.source(for: block)
+            source = values
+            offset = Int(address - block.lowerBound) + start
         }
         source.withUnsafeBufferPointer { values in
             _ = registers.update(fromContentsOf: values[offset..<(offset + registers.count)])

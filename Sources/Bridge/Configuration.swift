@@ -5,10 +5,13 @@ import Sockets
 public struct DeviceConfiguration: Sendable, Equatable {
     public var address: SocketAddress
     public var unit: UInt8
+    /// SunSpec model 1's serial number; `nil` makes one from the address (`effectiveSerialNumber`).
+    public var serialNumber: String?
 
-    public init(address: SocketAddress, unit: UInt8 = 1) {
+    public init(address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil) {
         self.address = address
         self.unit = unit
+        self.serialNumber = serialNumber
     }
 
     /// Parses `HOST[:PORT][@UNIT]` (port 1234 and unit 1 by default).
@@ -89,6 +92,13 @@ public struct BridgeConfiguration: Sendable {
     public var filterCapacity: Int
     public var filterMaximumAge: Double
     public var control: ControlConfiguration
+    /// Energy counters, SunSpec identity and the grid-sign check (see Energy.swift and Identity.swift).
+    public var energy = EnergyConfiguration()
+    /// Reported in SunSpec model 1 and the Modbus device identification.
+    public var version = bridgeVersion
+    /// How long the inverters must read 0 W while the grid reads as export before the bridge warns
+    /// that `gridSign` is probably inverted.
+    public var signCheckAfter: Duration = .seconds(900)
 
     public init(
         devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
@@ -130,6 +140,7 @@ public struct BridgeConfiguration: Sendable {
         if let maximum = control.limits.maxExportLimit, maximum < 0 {
             throw .invalid("--max-export-limit must not be negative")
         }
+        try validateEnergyAndIdentity()
     }
 }
 

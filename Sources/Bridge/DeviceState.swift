@@ -1,4 +1,5 @@
 import SEC1000Protocol
+import SunSpec
 import Synchronization
 
 /// One good poll, encoded for serving.
@@ -13,6 +14,10 @@ public struct Sample: Sendable {
     public let substituted: Bool
     /// The filtered measurements it was encoded from.
     public let measurements: Measurements
+    /// The energy counters after this poll, and block E and the SunSpec image encoded from it.
+    public let energy: EnergyCounters
+    public let energyRegisters: [UInt16]
+    public let sunSpecRegisters: [UInt16]
 }
 
 /// The device's export settings as last read, and the outcomes of control operations.
@@ -59,12 +64,17 @@ public final class DeviceState: Sendable {
     public let unit: UInt8
     public let interval: Duration
     public let staleAfter: Duration
+    /// The device's SunSpec image with models 103 and 203 left out: its marker, model 1 and end
+    /// model are served from here whatever the age of the data.
+    public let sunSpecStatic: [UInt16]
     private let snapshot = Mutex(DeviceSnapshot())
 
-    public init(unit: UInt8, interval: Duration, staleAfter: Duration) {
+    public init(unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil) {
         self.unit = unit
         self.interval = interval
         self.staleAfter = staleAfter
+        self.sunSpecStatic = SunSpecImage.staticImage(
+            common ?? BridgeIdentity.common(serialNumber: "SEC1000-unit-\(unit)", unit: unit, version: bridgeVersion))
     }
 
     public var current: DeviceSnapshot { snapshot.withLock { $0 } }

@@ -14,16 +14,21 @@ public struct Poller: Service {
     private var client: SEC1000Client { controller.client }
     private var configuration: BridgeConfiguration { controller.configuration }
     private var logger: Logger { controller.logger }
+    /// The energy counters the first poll starts from.
+    public let startingEnergy: EnergyCounters
 
-    init(device: DeviceConfiguration, controller: DeviceController) {
+    init(device: DeviceConfiguration, controller: DeviceController, startingEnergy: EnergyCounters = .zero) {
         self.device = device
         self.controller = controller
         self.state = controller.state
+        self.startingEnergy = startingEnergy
     }
 
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
+            var energy = EnergyIntegrator(counters: startingEnergy, maximumGap: configuration.staleAfter)
+            var signCheck = GridSignCheck(sustainedFor: configuration.signCheckAfter)
             var failedCycles = 0
             var everUp = false
             var pollsSinceSettings = 0
@@ -44,10 +49,17 @@ public struct Poller: Service {
                     var filtered = raw
                     filtered.invertersPower = output.value
                     let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
+                    let taken = ContinuousClock.now
+                    energy.add(gridPower: values[9], productionPower: values[10], at: taken)
                     state.publish(Sample(
-                        registers: RegisterMap.measurementRegisters(values), taken: .now,
-                        unixTime: UInt32(clamping: Int64(unixTime())), substituted: output.substituted,
-                        measurements: filtered))
+                        values: values, measurements: filtered, substituted: output.substituted,
+                        energy: energy.counters, sunSpecBase: state.sunSpecStatic, taken: taken,
+                        unixTime: UInt32(clamping: Int64(unixTime()))))
+                    if signCheck.observe(gridPower: values[9], invertersPower: values[10], at: taken) {
+                        logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: [
+                            "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
+                        ])
+                    }
                     if !everUp {
                         logger.info("device up", metadata: ["grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])"])
                     } else if failedCycles > 0 {

@@ -17,7 +17,7 @@ public enum RegisterMap {
     public static let blockD: Range<UInt16> = 300..<312
 
     /// The blocks, for address checks: a read must lie inside one of them.
-    public static let blocks = [blockA, blockB, blockC, blockD]
+    public static let blocks = [blockA, blockB, blockC, blockD, blockE, sunSpec]
 
     /// The 14 int32 values of block A, in address order.
     public static func blockAValues(_ m: Measurements, gridSign: GridSign) -> [Int32] {

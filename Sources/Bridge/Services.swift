@@ -51,13 +51,18 @@ public struct BridgeRuntime: Sendable {
     public let states: [DeviceState]
     public let controllers: [DeviceController]
     public let simulator: SimulatedDevice?
+    /// Keeps the energy state file; `nil` without `--energy-state`.
+    public let energyPersistence: EnergyPersistenceService?
 
-    /// Binds the Modbus port; nothing runs until the services run.
+    /// Binds the Modbus port and reads the energy state file; nothing runs until the services run.
     public init(configuration: BridgeConfiguration, simulator: SimulatedDevice? = nil, logger: Logger) throws {
         try configuration.validate()
-        states = configuration.devices.map {
-            DeviceState(unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter)
+        let states = configuration.devices.map {
+            DeviceState(
+                unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
+                common: BridgeIdentity.common(serialNumber: $0.effectiveSerialNumber, unit: $0.unit, version: configuration.version))
         }
+        self.states = states
         controllers = zip(configuration.devices, states).map { device, state in
             // One client per device, shared by its poller and its controller: the client
             // serializes and spaces every transaction with that device.
@@ -68,19 +73,28 @@ public struct BridgeRuntime: Sendable {
                 address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
             return DeviceController(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
         }
+        let energy = EnergyStart.load(configuration, logger: logger)
         pollers = zip(configuration.devices, controllers).map { device, controller in
-            Poller(device: device, controller: controller)
+            Poller(device: device, controller: controller, startingEnergy: energy.records[device.unit]?.counters ?? .zero)
+        }
+        energyPersistence = configuration.energy.statePath.map {
+            EnergyPersistenceService(
+                file: EnergyStateFile(path: $0), states: states, start: energy, interval: configuration.energy.saveInterval,
+                logger: logger)
         }
         server = try ModbusTCPServer(
             configuration: ServerConfiguration(
                 listen: configuration.listen, maxConnections: configuration.maxConnections,
-                idleTimeout: configuration.idleTimeout),
+                idleTimeout: configuration.idleTimeout,
+                identification: BridgeIdentity.deviceIdentification(version: configuration.version)),
             bank: BridgeRegisterBank(devices: states, controllers: controllers), logger: logger)
         self.simulator = simulator
     }
 
-    /// Every service to run, simulator first so the first poll finds it.
+    /// Every service to run, simulator first so the first poll finds it. Graceful shutdown goes in
+    /// reverse: the pollers stop before the energy counters are saved for the last time.
     public var services: [any Service] {
-        (simulator.map { [SimulatorService(device: $0)] } ?? []) + [ModbusServerService(server: server)] + pollers
+        (simulator.map { [SimulatorService(device: $0)] } ?? []) + [ModbusServerService(server: server)]
+            + (energyPersistence.map { [$0] } ?? []) + pollers
     }
 }

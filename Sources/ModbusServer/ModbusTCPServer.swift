@@ -15,11 +15,17 @@ public struct ServerConfiguration: Sendable {
     public var maxConnections: Int
     /// A connection with no complete request for this long is closed.
     public var idleTimeout: Duration
+    /// What function 43 / MEI type 14 answers; `nil` refuses the function (0x01).
+    public var identification: DeviceIdentification?
 
-    public init(listen: SocketAddress, maxConnections: Int = 64, idleTimeout: Duration = .seconds(60)) {
+    public init(
+        listen: SocketAddress, maxConnections: Int = 64, idleTimeout: Duration = .seconds(60),
+        identification: DeviceIdentification? = nil
+    ) {
         self.listen = listen
         self.maxConnections = max(1, maxConnections)
         self.idleTimeout = idleTimeout
+        self.identification = identification
     }
 }
 
@@ -223,7 +229,9 @@ public final class ModbusTCPServer: Sendable {
         /// Answers one complete frame; `false` if the client cannot take the answer.
         mutating func answer(_ frame: UnsafeRawBufferPointer, to index: Int) -> Bool {
             let decision = registers.withUnsafeMutableBufferPointer { buffer in
-                decide(frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer)
+                decide(
+                    frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer,
+                    identification: server.configuration.identification)
             }
             server.stats.withLock { $0.requests += 1 }
             let request = frame.baseAddress!.assumingMemoryBound(to: UInt8.self)
@@ -236,6 +244,11 @@ public final class ModbusTCPServer: Sendable {
                     (table + Int(address)).update(from: values.baseAddress!, count: Int(count))
                 }
                 return modbus_reply(context, request, Int32(frame.count), mapping) >= 0
+            case .reply(let pdu):
+                // libmodbus has no reply for this function: echo the transaction and unit id ourselves.
+                let length = pdu.count + 1
+                let header = [frame[0], frame[1], 0, 0, UInt8(length >> 8), UInt8(length & 0xFF), frame[6]]
+                return sendAll(clients[index].fd, header + pdu)
             case .exception(let exception):
                 return replyException(exception, to: request)
             case .write(let write):
@@ -252,6 +265,19 @@ public final class ModbusTCPServer: Sendable {
         func replyException(_ exception: ModbusException, to request: UnsafePointer<UInt8>) -> Bool {
             server.stats.withLock { $0.exceptions += 1 }
             return modbus_reply_exception(context, request, UInt32(exception.rawValue)) >= 0
+        }
+
+        /// Writes every byte to a client's socket; like `modbus_reply`, a client whose socket is full
+        /// (one that does not read its answers) fails and is closed.
+        func sendAll(_ fd: Int32, _ bytes: [UInt8]) -> Bool {
+            var sent = 0
+            while sent < bytes.count {
+                let count = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + sent, bytes.count - sent, Int32(MSG_NOSIGNAL)) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { return false }
+                sent += count
+            }
+            return true
         }
 
         mutating func acceptAll() {

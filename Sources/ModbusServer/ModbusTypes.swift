@@ -27,6 +27,8 @@ public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringC
 public enum FunctionCode {
     public static let readHoldingRegisters: UInt8 = 0x03
     public static let readInputRegisters: UInt8 = 0x04
+    /// Encapsulated interface transport (MEI); type 14 is Read Device Identification.
+    public static let encapsulatedInterface: UInt8 = 0x2B
     /// Every function that changes data: 05, 06, 15, 16, 22, 23.
     public static let writes: Set<UInt8> = [0x05, 0x06, 0x0F, 0x10, 0x16, 0x17]
 }
@@ -122,6 +124,8 @@ public enum RequestDecision: Equatable, Sendable {
     /// A write to a served unit, for the bank to judge.
     case write(WriteRequest)
     case exception(ModbusException)
+    /// Send this response PDU; the server adds the MBAP header (the request's transaction and unit id).
+    case reply(pdu: [UInt8])
 }
 
 /// Decides how to answer one complete request, before anything reaches `modbus_reply`.
@@ -129,10 +133,11 @@ public enum RequestDecision: Equatable, Sendable {
 /// This is the only place where the contract's answer table is enforced for every read:
 /// unit routing, function, count, address space, then the bank's own checks (blocks, staleness).
 /// Writes to a served unit go to the bank's `write`.
-/// `registers` receives the values of a read and must hold at least 125 entries.
+/// `registers` receives the values of a read and must hold at least 125 entries. Without an
+/// `identification`, function 43 is refused like any other unsupported function.
 public func decide(
     frame: UnsafeRawBufferPointer, bank: some RegisterBank, client: SocketAddress,
-    registers: UnsafeMutableBufferPointer<UInt16>
+    registers: UnsafeMutableBufferPointer<UInt16>, identification: DeviceIdentification? = nil
 ) -> RequestDecision {
     precondition(frame.count >= 8, "a complete frame has a header and a function code")
     let unit = frame[6]
@@ -150,6 +155,12 @@ public func decide(
         return .read(function: function, address: address, count: count)
     case let code where FunctionCode.writes.contains(code):
         return .write(WriteRequest(unit: unit, function: code, data: Array(frame[8...]), client: client))
+    case FunctionCode.encapsulatedInterface:
+        guard let identification else { return .exception(.illegalFunction) }
+        switch identification.response(to: frame[7...]) {
+        case .success(let pdu): return .reply(pdu: pdu)
+        case .failure(let exception): return .exception(exception)
+        }
     default:
         return .exception(.illegalFunction)
     }

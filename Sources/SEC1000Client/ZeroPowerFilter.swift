@@ -103,7 +103,8 @@ public struct CacheFileError: Error, Sendable, CustomStringConvertible {
     public var description: String { "cannot write \(path): \(String(cString: strerror(errno)))" }
 }
 
-func readSmallFile(_ path: String) -> String? {
+/// A file of at most 64 KiB as UTF-8 text; `nil` when it is missing, unreadable or not UTF-8.
+public func readSmallFile(_ path: String) -> String? {
     let fd = open(path, O_RDONLY)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
@@ -119,7 +120,7 @@ func readSmallFile(_ path: String) -> String? {
 }
 
 /// Writes `text` to a temporary file beside `path`, syncs it, and renames it over `path`.
-func writeAtomically(_ text: String, to path: String) throws(CacheFileError) {
+public func writeAtomically(_ text: String, to path: String) throws(CacheFileError) {
     if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
         makeDirectories(String(path[..<slash]))
     }
@@ -145,6 +146,13 @@ func writeAtomically(_ text: String, to path: String) throws(CacheFileError) {
         let code = errno
         unlink(temporary)
         throw CacheFileError(path: path, errno: code)
+    }
+    // The rename itself survives a power loss only once the directory is synced.
+    let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
+    let directoryFD = open(directory, O_RDONLY)
+    if directoryFD >= 0 {
+        fsync(directoryFD)
+        close(directoryFD)
     }
 }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bridge
 import SEC1000Client
 import SEC1000Protocol
 
@@ -58,6 +59,9 @@ struct AnalyzeCommand: AsyncParsableCommand {
         print("answer (\(bytes.count) bytes): \(bytes.hexDescription)")
         let analysis = AnswerAnalysis(bytes: bytes, command: command.command)
         print(analysis.text)
+        if case .success(.measurements(let measurements)) = analysis.result, let note = GridSignCheck.note(for: measurements) {
+            print(note)
+        }
         if case .failure = analysis.result { throw ExitCode(2) }
     }
 }

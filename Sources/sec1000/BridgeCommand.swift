@@ -75,6 +75,9 @@ struct BridgeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Simulated device (with --simulate)")
     var simulation: SimulationOptions
 
+    @OptionGroup(title: "Energy counters and SunSpec identity")
+    var energy: EnergyOptions
+
     enum GridSignOption: String, ExpressibleByArgument, CaseIterable {
         case importPositive = "import-positive"
         case exportPositive = "export-positive"
@@ -102,13 +105,14 @@ struct BridgeCommand: AsyncParsableCommand {
         do {
             var parsed = try devices.map { (text: String) throws(ConfigurationError) in try DeviceConfiguration(parsing: text) }
             if let simulatorPort {
-                parsed.insert(DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1), at: 0)
+                parsed.insert(DeviceConfiguration(
+                    address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1, serialNumber: "SEC1000-SIMULATED"), at: 0)
             }
             let listenAddress: SocketAddress
             do { listenAddress = try SocketAddress(parsing: listen, defaultPort: 502) } catch {
                 throw ConfigurationError.invalid("--listen: \(error)")
             }
-            let configuration = BridgeConfiguration(
+            var configuration = BridgeConfiguration(
                 devices: parsed, listen: listenAddress, interval: .seconds(double: interval),
                 staleAfter: staleAfter.map { .seconds(double: $0) }, maxConnections: maxConnections,
                 idleTimeout: .seconds(double: idleTimeout), gridSign: gridSign == .importPositive ? .importPositive : .exportPositive,
@@ -120,6 +124,7 @@ struct BridgeCommand: AsyncParsableCommand {
                     allow: try controlAllow.map { (text: String) throws(ConfigurationError) in try AddressRange(parsing: text) },
                     limits: ControlLimits(maxExportLimit: maxExportLimit),
                     writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
+            try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration
         } catch let error as ConfigurationError {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bridge
 
 @main
 struct SEC1000Command: AsyncParsableCommand {
@@ -9,6 +10,3 @@ struct SEC1000Command: AsyncParsableCommand {
         subcommands: [BridgeCommand.self, ReadCommand.self, AnalyzeCommand.self, SettingsCommand.self, SimulateCommand.self]
     )
 }
-
-/// The program's version, reported by `--version` and in the logs.
-let bridgeVersion = "0.1.0"

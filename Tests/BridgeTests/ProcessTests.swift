@@ -5,6 +5,7 @@ import Testing
 @Suite("The daemon and mbpoll as processes", .serialized, .timeLimit(.minutes(2)))
 struct ProcessTests {
     /// Starts `sec1000 bridge --simulate --capture` on an ephemeral port; returns the process and its port.
+    /// Blocks until the bridge prints its port: call it through `offPool`.
     func startBridge(_ extra: [String] = []) throws -> (Process, UInt16, Pipe) {
         let process = Process()
         process.executableURL = try sec1000Executable()
@@ -31,6 +32,7 @@ struct ProcessTests {
         return (process, port, output)
     }
 
+    /// Blocks until the process ends: call it through `offPool`.
     func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -44,6 +46,11 @@ struct ProcessTests {
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
     }
 
+    /// A bridge started off the cooperative pool.
+    func started(_ extra: [String] = []) async throws -> (Process, UInt16, Pipe) {
+        try await offPool { Result { try startBridge(extra) } }.get()
+    }
+
     func waitForExit(_ process: Process, within seconds: Double) -> Bool {
         let deadline = Date.now.addingTimeInterval(seconds)
         while process.isRunning && Date.now < deadline { usleep(10_000) }
@@ -51,7 +58,7 @@ struct ProcessTests {
     }
 
     @Test func daemonServesThenStopsCleanlyOnSIGTERM() async throws {
-        let (process, port, _) = try startBridge()
+        let (process, port, _) = try await started()
         defer { if process.isRunning { process.interrupt(); process.terminate() } }
         try await waitUntil("a good poll behind the daemon", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(18, 4).values.map(int32s) } == [-351, 3386]
@@ -65,7 +72,7 @@ struct ProcessTests {
     }
 
     @Test func sigintStopsItToo() async throws {
-        let (process, port, _) = try startBridge()
+        let (process, port, _) = try await started()
         defer { if process.isRunning { process.terminate() } }
         try await waitUntil("the daemon to serve", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(200, 1).values } != nil
@@ -79,7 +86,7 @@ struct ProcessTests {
     @Test func mbpollReadsEveryBlock() async throws {
         let mbpoll = "/usr/bin/mbpoll"
         try #require(FileManager.default.isExecutableFile(atPath: mbpoll), "mbpoll is installed by `make test`")
-        let (process, port, _) = try startBridge()
+        let (process, port, _) = try await started()
         defer { if process.isRunning { process.terminate() } }
         try await waitUntil("a good poll", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(0, 2).values } != nil
@@ -122,8 +129,10 @@ struct ProcessTests {
         ["bridge", "--simulate", "--grid-sign", "sideways"],
         ["bridge", "--simulate", "--hang-rate", "2"],
     ])
-    func invalidOptionsExitWithUsageError(arguments: [String]) throws {
-        let (status, output) = try run(try sec1000Executable().path, arguments)
+    func invalidOptionsExitWithUsageError(arguments: [String]) async throws {
+        let executable = try sec1000Executable().path
+        let result = await offPool { try? run(executable, arguments) }
+        let (status, output) = try #require(result)
         #expect(status == 64, "\(arguments): \(output)")
         #expect(output.contains("Error:"), "\(output)")
     }
