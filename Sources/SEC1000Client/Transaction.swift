@@ -21,6 +21,56 @@ public struct Timeouts: Sendable, Equatable {
 public func performTransaction(
     _ request: Request, with address: SocketAddress, timeouts: Timeouts, interrupter: SocketInterrupter? = nil
 ) throws(SEC1000Error) -> Response {
+    try withRequestSent(request, to: address, timeouts: timeouts, interrupter: interrupter) { stream, deadline throws(SEC1000Error) in
+        var reader = ResponseFrameReader()
+        while reader.missing > 0 {
+            let chunk: [UInt8]
+            do throws(SocketError) {
+                chunk = try stream.read(upTo: reader.missing, deadline: deadline)
+            } catch {
+                throw SEC1000Error(error, stage: .receive, received: reader.bytes)
+            }
+            do throws(ProtocolError) { try reader.append(chunk) } catch { throw SEC1000Error(error) }
+        }
+        do throws(ProtocolError) {
+            return try ResponseDecoder.decode(reader.bytes, for: request.command)
+        } catch {
+            throw SEC1000Error(error)
+        }
+    }
+}
+
+/// Sends `request` and returns whatever the device answered, valid or not, for `sec1000 analyze`.
+///
+/// Reads until the length byte's frame is complete, the bytes stop making sense, the device
+/// closes, or the timeout; a failure before anything arrives is thrown.
+public func captureRawAnswer(
+    to request: Request, from address: SocketAddress, timeouts: Timeouts
+) throws(SEC1000Error) -> [UInt8] {
+    try withRequestSent(request, to: address, timeouts: timeouts, interrupter: nil) { stream, deadline throws(SEC1000Error) in
+        var reader = ResponseFrameReader()
+        var bytes: [UInt8] = []
+        while reader.missing > 0 {
+            let chunk: [UInt8]
+            do throws(SocketError) {
+                chunk = try stream.read(upTo: reader.missing, deadline: deadline)
+            } catch {
+                // Whatever arrived is the answer to show; with nothing, the cause is the answer.
+                if bytes.isEmpty { throw SEC1000Error(error, stage: .receive, received: []) }
+                break
+            }
+            bytes += chunk
+            do { try reader.append(chunk) } catch { break }
+        }
+        return bytes
+    }
+}
+
+/// Connects, sends `request`, and hands the connection and the answer's deadline to `body`.
+private func withRequestSent<R>(
+    _ request: Request, to address: SocketAddress, timeouts: Timeouts, interrupter: SocketInterrupter?,
+    _ body: (borrowing TCPStream, ContinuousClock.Instant) throws(SEC1000Error) -> R
+) throws(SEC1000Error) -> R {
     let stream: TCPStream
     do {
         stream = try TCPStream.connect(to: address, timeout: timeouts.connect, interrupter: interrupter)
@@ -33,59 +83,5 @@ public func performTransaction(
     } catch {
         throw SEC1000Error(error, stage: .send, received: [])
     }
-    var reader = ResponseFrameReader()
-    while reader.missing > 0 {
-        let chunk: [UInt8]
-        do {
-            chunk = try stream.read(upTo: reader.missing, deadline: deadline)
-        } catch {
-            throw SEC1000Error(error, stage: .receive, received: reader.bytes)
-        }
-        do {
-            try reader.append(chunk)
-        } catch {
-            throw SEC1000Error(error)
-        }
-    }
-    do {
-        return try ResponseDecoder.decode(reader.bytes, for: request.command)
-    } catch {
-        throw SEC1000Error(error)
-    }
-}
-
-/// Sends `request` and returns whatever the device answered, valid or not, for `sec1000 analyze`.
-///
-/// Reads until the length byte's frame is complete, the bytes stop making sense, the device
-/// closes, or the timeout; a failure before anything arrives is thrown.
-public func captureRawAnswer(
-    to request: Request, from address: SocketAddress, timeouts: Timeouts
-) throws(SEC1000Error) -> [UInt8] {
-    let stream: TCPStream
-    do {
-        stream = try TCPStream.connect(to: address, timeout: timeouts.connect)
-    } catch {
-        throw SEC1000Error(error, stage: .connect, received: [])
-    }
-    let deadline = ContinuousClock.now + timeouts.answer
-    do {
-        try stream.write(request.bytes, deadline: deadline)
-    } catch {
-        throw SEC1000Error(error, stage: .send, received: [])
-    }
-    var reader = ResponseFrameReader()
-    var bytes: [UInt8] = []
-    while reader.missing > 0 {
-        let chunk: [UInt8]
-        do {
-            chunk = try stream.read(upTo: reader.missing, deadline: deadline)
-        } catch {
-            // Whatever arrived is the answer to show; with nothing, the cause is the answer.
-            if bytes.isEmpty { throw SEC1000Error(error, stage: .receive, received: []) }
-            break
-        }
-        bytes += chunk
-        do { try reader.append(chunk) } catch { break }
-    }
-    return bytes
+    return try body(stream, deadline)
 }

@@ -64,7 +64,7 @@ struct EnergyServingTests {
         try await withTemporaryDirectory { directory in
             let path = directory + "/energy"
             try Data("sec1000-energy 1\nunit=1 import=99999 export=0 production=0\n".utf8).write(to: URL(fileURLWithPath: path))
-            let log = LogCapture()
+            let log = LogRecorder()
             try await BridgeHarness.run(logger: log.logger, configure: {
                 $0.energy.statePath = path
                 $0.energy.alignments = [1: [.gridImport: 777]]
@@ -85,7 +85,7 @@ struct EnergyServingTests {
     }
 
     @Test func withoutAStateFileCountersStartFromTheGivenReadings() async throws {
-        let log = LogCapture()
+        let log = LogRecorder()
         try await BridgeHarness.run(logger: log.logger, configure: {
             $0.energy.alignments = [1: [.gridImport: 12, .gridExport: 34, .production: 56]]
         }) { harness in
@@ -98,7 +98,7 @@ struct EnergyServingTests {
     }
 
     @Test func sustainedExportWithTheInvertersAtZeroWarnsOnce() async throws {
-        let log = LogCapture()
+        let log = LogRecorder()
         try await BridgeHarness.run(logger: log.logger, configure: {
             $0.signCheckAfter = .milliseconds(300)
             $0.filterCapacity = 1
@@ -110,7 +110,7 @@ struct EnergyServingTests {
             try await waitUntil("the warning") { log.contains(warning) }
             let polls = harness.state.current.goodPolls
             try await waitUntil("more polls") { harness.state.current.goodPolls > polls + 5 }
-            #expect(log.all.filter { $0.contains(warning) }.count == 1)
+            #expect(log.messages.filter { $0.contains(warning) }.count == 1)
         }
     }
 

@@ -8,36 +8,6 @@ import SunSpec
 import Synchronization
 import Testing
 
-/// Keeps every log line, for tests that check what the bridge reports.
-final class LogCapture: Sendable {
-    private let lines = Mutex<[String]>([])
-
-    var logger: Logger {
-        Logger(label: "test") { _ in Handler(capture: self) }
-    }
-
-    var all: [String] { lines.withLock { $0 } }
-
-    func contains(_ text: String) -> Bool { all.contains { $0.contains(text) } }
-
-    struct Handler: LogHandler {
-        let capture: LogCapture
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            let line = "\(event.level) \(event.message) \(all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))"
-            capture.lines.withLock { $0.append(line) }
-        }
-    }
-}
-
 /// Reads the whole SunSpec image (231 registers) in two requests.
 func readImage(_ client: ModbusClient, input: Bool = false) async -> [UInt16]? {
     guard let first = await offPool({ client.read(40000, 125, input: input) }).values,

@@ -220,6 +220,8 @@ final class LogRecorder: Sendable {
 
     var messages: [String] { lines.withLock { $0 } }
 
+    func contains(_ text: String) -> Bool { messages.contains { $0.contains(text) } }
+
     var logger: Logger {
         Logger(label: "recorded") { _ in Handler(recorder: self) }
     }

@@ -152,7 +152,8 @@ struct RetryAndPacingTests {
     /// a caller cancelled meanwhile, such as the bridge shutting down, must not sit it out.
     @Test func cancellingASendWaitingForItsTurnEndsItAtOnce() async throws {
         try await withDevice { device in
-            let client = makeClient(port: device.port, gap: .seconds(5))
+            // A gap far longer than the bound below, which leaves room for a busy machine.
+            let client = makeClient(port: device.port, gap: .seconds(60))
             _ = try await client.send(.readMeasurements)
             // Cancelled at once: whether the send is still queued or already in the gap, it must end now.
             let reading = Task { await failure(of: client) }
@@ -160,7 +161,7 @@ struct RetryAndPacingTests {
             reading.cancel()
             #expect(await reading.value == .cancelled)
             let elapsed = cancelled.elapsed
-            #expect(elapsed < .milliseconds(1500), "cancellation waited \(elapsed) for the gap")
+            #expect(elapsed < .seconds(15), "cancellation waited \(elapsed) for the gap")
             #expect(await waitUntil { device.records.count >= 1 })
             #expect(device.records.count == 1, "the cancelled send still reached the device")
         }
