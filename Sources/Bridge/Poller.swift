@@ -42,6 +42,8 @@ public struct Poller: Service {
                 }
                 do throws(SEC1000Error) {
                     let raw = try await client.readMeasurements(policy: configuration.retry) { attempt, error in
+                        // Shutting down is not a failure of the device.
+                        guard error != .cancelled else { return }
                         state.recordFailure(code: RegisterMap.errorCode(error))
                         logger.debug("poll attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                     }
