@@ -173,6 +173,8 @@ public final class SimulatedDevice: Sendable {
             if state.withLock({ $0.stopped }) { return }
             guard entries[0].revents != 0 else { continue }
             while let fd = try? listener.acceptDescriptor() {
+                // Stamped here, not on the connection's new thread, which a busy machine may start late.
+                let opened = ContinuousClock.now
                 let (id, concurrent) = state.withLock { state -> (Int, Int) in
                     state.nextConnection += 1
                     // Whether the client was still in a transaction is what matters, not whether a
@@ -183,14 +185,13 @@ public final class SimulatedDevice: Sendable {
                     return (state.nextConnection, open)
                 }
                 BlockingThread { [self] in
-                    serve(fd, id: id, concurrent: concurrent)
+                    serve(fd, id: id, concurrent: concurrent, opened: opened)
                 }.detach()
             }
         }
     }
 
-    private func serve(_ fd: Int32, id: Int, concurrent: Int) {
-        let opened = ContinuousClock.now
+    private func serve(_ fd: Int32, id: Int, concurrent: Int, opened: ContinuousClock.Instant) {
         var request: Request?
         var fault: Fault?
         var measurementsSent: Measurements?
