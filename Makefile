@@ -35,6 +35,8 @@ fuzz: dependencies
 	scripts/fuzz.sh
 
 ## Every test, the reliability proofs included, under AddressSanitizer, then ThreadSanitizer.
+## Leaks of XCTest and Foundation are suppressed (scripts/lsan-suppressions.txt).
+sanitize: export LSAN_OPTIONS = suppressions=$(CURDIR)/scripts/lsan-suppressions.txt
 sanitize: dependencies
 	$(SWIFT) test --sanitize=address --scratch-path .build-asan
 	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter BridgeTests.Reliability
