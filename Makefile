@@ -19,4 +19,26 @@ test: dependencies
 	$(SWIFT) test
 
 clean:
-	rm -rf .build
+	rm -rf .build .build-release .build-asan .build-tsan Fuzz/.build
+
+# Reliability (Docs/reliability.md): each target stands alone; .ci/run runs them after `make test`.
+.PHONY: reliability fuzz sanitize
+
+## The reliability proofs in a release build: the device's view under load, the fault soak,
+## hostile clients. Long modes: SEC1000_SOAK_SECONDS, SEC1000_FUZZ_FRAMES, SEC1000_HOSTILE_SECONDS.
+reliability: dependencies
+	SEC1000_RELIABILITY=1 $(SWIFT) test -c release -Xswiftc -enable-testing --scratch-path .build-release \
+		--filter BridgeTests.Reliability
+
+## A short libFuzzer run of each target in Fuzz/ on its seed corpus (FUZZ_SECONDS each, default 60).
+fuzz: dependencies
+	scripts/fuzz.sh
+
+## Every test, the reliability proofs included, under AddressSanitizer, then ThreadSanitizer.
+## Leaks of XCTest and Foundation are suppressed (scripts/lsan-suppressions.txt).
+sanitize: export LSAN_OPTIONS = suppressions=$(CURDIR)/scripts/lsan-suppressions.txt
+sanitize: dependencies
+	$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter BridgeTests.Reliability
+	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter BridgeTests.Reliability

@@ -110,7 +110,9 @@ public final class ModbusTCPServer: Sendable {
         let mapping: UnsafeMutablePointer<modbus_mapping_t>
         var clients: [Client] = []
         var nextClientID: UInt64 = 1
-        var scratch = [UInt8](repeating: 0, count: 4096)
+        /// One round reads at most one maximal ADU (260 bytes) from a client: a client that pipelines
+        /// requests gets a few answers per round, and the others are served in between.
+        var scratch = [UInt8](repeating: 0, count: Int(sec1000_modbus_tcp_max_adu_length))
         var registers = [UInt16](repeating: 0, count: 125)
 
         init(server: ModbusTCPServer) {

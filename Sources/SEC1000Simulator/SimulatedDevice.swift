@@ -63,8 +63,13 @@ public struct RequestRecord: Sendable {
     public let request: Request?
     /// The fault injected, if any.
     public let fault: Fault?
-    /// Connections open at once, this one included, when it opened.
+    /// Connections open at once, this one included, when it opened. A connection counts until
+    /// its client closes it, however late the thread serving it notices.
     public let concurrent: Int
+    /// The measurements of a valid answer to a measurements request, when one was sent.
+    public let measurementsSent: Measurements?
+    /// When the answer's bytes were handed to the socket, if an answer was sent.
+    public let answered: ContinuousClock.Instant?
 }
 
 /// The measurements the real capture decodes to.
@@ -82,7 +87,8 @@ public final class SimulatedDevice: Sendable {
         var random: SplitMix64
         var fixed: Measurements?
         var nextConnection = 0
-        var open = 0
+        /// The descriptors of the connections being served, by connection number.
+        var serving: [Int: Int32] = [:]
         var maximumConcurrency = 0
         var records: [RequestRecord] = []
         var sentValid: Set<Measurements> = []
@@ -151,7 +157,7 @@ public final class SimulatedDevice: Sendable {
     /// Every finished connection, oldest first.
     public var records: [RequestRecord] { state.withLock { $0.records } }
 
-    /// The most connections ever open at once.
+    /// The most connections ever open at once (see `RequestRecord.concurrent`).
     public var maximumConcurrency: Int { state.withLock { $0.maximumConcurrency } }
 
     /// Every measurements value the device sent in a valid frame (the soak test's oracle).
@@ -167,38 +173,39 @@ public final class SimulatedDevice: Sendable {
             if state.withLock({ $0.stopped }) { return }
             guard entries[0].revents != 0 else { continue }
             while let fd = try? listener.acceptDescriptor() {
+                // Stamped here, not on the connection's new thread, which a busy machine may start late.
+                let opened = ContinuousClock.now
                 let (id, concurrent) = state.withLock { state -> (Int, Int) in
                     state.nextConnection += 1
-                    state.open += 1
-                    state.maximumConcurrency = max(state.maximumConcurrency, state.open)
-                    return (state.nextConnection, state.open)
+                    // Whether the client was still in a transaction is what matters, not whether a
+                    // busy machine has yet run the thread that will see its close.
+                    let open = state.serving.values.filter { !clientHasClosed($0) }.count + 1
+                    state.serving[state.nextConnection] = fd
+                    state.maximumConcurrency = max(state.maximumConcurrency, open)
+                    return (state.nextConnection, open)
                 }
                 BlockingThread { [self] in
-                    serve(fd, id: id, concurrent: concurrent)
+                    serve(fd, id: id, concurrent: concurrent, opened: opened)
                 }.detach()
             }
         }
     }
 
-    private func serve(_ fd: Int32, id: Int, concurrent: Int) {
-        let opened = ContinuousClock.now
+    private func serve(_ fd: Int32, id: Int, concurrent: Int, opened: ContinuousClock.Instant) {
         var request: Request?
         var fault: Fault?
-        // A transaction is over once its answer is on its way (or it failed): the polite wait for
-        // the client's close after that is not part of it, so a client that connects again right
-        // after reading its answer is not taken for two transactions at once.
-        var finished = false
-        func finish() {
-            guard !finished else { return }
-            finished = true
-            state.withLock { $0.open -= 1 }
-        }
+        var measurementsSent: Measurements?
+        var answered: ContinuousClock.Instant?
         defer {
-            finish()
-            close(fd)
+            // Stamped before the close, so that a close by the device is never recorded late.
             let record = RequestRecord(connection: id, opened: opened, closed: .now, request: request,
-                                       fault: fault, concurrent: concurrent)
-            state.withLock { $0.records.append(record) }
+                                       fault: fault, concurrent: concurrent, measurementsSent: measurementsSent,
+                                       answered: answered)
+            state.withLock {
+                $0.serving[id] = nil
+                $0.records.append(record)
+            }
+            close(fd)
         }
         let configuration = state.withLock { $0.configuration }
         let deadline = opened + configuration.requestTimeout
@@ -244,8 +251,11 @@ public final class SimulatedDevice: Sendable {
         default:
             break
         }
-        finish()
+        answered = .now
         _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
+        if request == .readMeasurements, case .measurements(let m)? = try? ResponseDecoder.decode(answer, for: .readMeasurements) {
+            measurementsSent = m
+        }
         // A truncated answer ends with the close; otherwise let the client read and close first.
         if fault != .truncate { waitForClose(fd, until: .now + .milliseconds(200)) }
     }
@@ -338,6 +348,13 @@ public final class SimulatedDevice: Sendable {
             let got = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, 256, Int32(MSG_DONTWAIT)) }
             if got == 0 || (got < 0 && errno != EAGAIN && errno != EINTR) { return }
         }
+    }
+
+    /// Whether the client of `fd` has closed its end (or reset it); never blocks.
+    private func clientHasClosed(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        let got = recv(fd, &byte, 1, Int32(MSG_PEEK) | Int32(MSG_DONTWAIT))
+        return got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
     }
 
     /// Sleeps for `duration` unless the device stops first; `false` if it stopped.
