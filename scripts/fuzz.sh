@@ -13,7 +13,9 @@ export SWIFT_BACKTRACE="enable=no"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-malloc_context_size=0}"
 targets=("$@")
 if ((${#targets[@]} == 0)); then targets=(FuzzSEC1000Frames FuzzModbusDecide); fi
-flags=(--package-path Fuzz -c debug --sanitize=fuzzer --sanitize=address)
+# One -sanitize flag naming both: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two flags
+# in an order that changes from run to run, and the compiler keeps only the last one.
+flags=(--package-path Fuzz -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
 
 # libFuzzer comes with the Swift toolchain for Linux (clang's runtime, lib/clang/*/lib/linux).
 toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")"
@@ -36,6 +38,10 @@ for target in "${targets[@]}"; do
         echo "$target failed: see $work/log and the crash input in $work/" >&2
         exit 1
     fi
-    grep -E "^(#[0-9]+ +DONE|Done [0-9]+ runs|stat::number_of_executed_units|stat::peak_rss_mb|INFO: seed corpus)" "$work/log" || tail -n 5 "$work/log"
+    if ! grep -q "inline 8-bit counters" "$work/log"; then
+        echo "$target ran without coverage instrumentation: rebuild it (rm -rf Fuzz/.build)" >&2
+        exit 1
+    fi
+    grep -E "^(#[0-9]+[[:space:]]+(INITED|DONE)|Done [0-9]+ runs|stat::average_exec_per_sec|stat::peak_rss_mb)" "$work/log" || tail -n 5 "$work/log"
     echo "   corpus: $(find "$work/corpus" -type f | wc -l) inputs found beyond the seeds"
 done

@@ -16,9 +16,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     // The texts (error descriptions, the analysis table, JSON) cost most of the time: build them
     // for the command the answer echoes only.
     let echoed = bytes.count > Frame.responseCommandOffset ? Command(rawValue: bytes[Frame.responseCommandOffset]) : nil
+    var decodedAsSomething = false
     for command in Command.allCases {
-        checkAnswer(bytes, for: command, texts: command == (echoed ?? .readMeasurements))
+        decodedAsSomething = checkAnswer(bytes, for: command, texts: command == (echoed ?? .readMeasurements))
+            || decodedAsSomething
     }
+    checkReader(bytes, valid: decodedAsSomething)
     checkRequest(bytes)
     checkHex(bytes)
     return 0
@@ -32,7 +35,8 @@ func decode(_ bytes: [UInt8], for command: Command) -> Result<Response, Protocol
     Result { () throws(ProtocolError) -> Response in try ResponseDecoder.decode(bytes, for: command) }
 }
 
-func checkAnswer(_ bytes: [UInt8], for command: Command, texts: Bool) {
+/// Checks the decoder and the analysis for `command`; whether the bytes are a valid answer to it.
+func checkAnswer(_ bytes: [UInt8], for command: Command, texts: Bool) -> Bool {
     let verdict = decode(bytes, for: command)
     switch verdict {
     case .success(let response):
@@ -51,7 +55,20 @@ func checkAnswer(_ bytes: [UInt8], for command: Command, texts: Bool) {
         require(!error.received.isEmpty || bytes.isEmpty, "an error keeps the bytes received")
     }
 
-    // The frame reader, fed in chunks whose sizes come from the input itself, and one byte at a time.
+    let analysis = AnswerAnalysis(bytes: bytes, command: command)
+    require(analysis.result == verdict, "the analysis and the decoder disagree on \(bytes.hexDescription)")
+    for row in analysis.rows {
+        require(row.offset >= 0 && row.offset + row.bytes.count <= bytes.count, "a row outside the input")
+        require(Array(bytes[row.offset..<(row.offset + row.bytes.count)]) == row.bytes, "a row's bytes")
+    }
+    if texts { _ = analysis.text }
+    if case .success = verdict { return true }
+    return false
+}
+
+/// The frame reader (the same for every command), fed in chunks whose sizes come from the input
+/// itself, and one byte at a time. `valid`: the bytes decode as an answer to some command.
+func checkReader(_ bytes: [UInt8], valid: Bool) {
     for chunking in [0, 1] {
         var reader = ResponseFrameReader()
         var offset = 0
@@ -68,7 +85,7 @@ func checkAnswer(_ bytes: [UInt8], for command: Command, texts: Bool) {
             offset += chunk.count
         }
         require(reader.bytes.count <= bytes.count, "the reader holds more than it was given")
-        if case .success = verdict {
+        if valid {
             require(failed == nil && reader.missing == 0 && reader.bytes == bytes, "the reader rejects a valid answer")
         }
         if failed == nil && reader.missing == 0 {
@@ -76,14 +93,6 @@ func checkAnswer(_ bytes: [UInt8], for command: Command, texts: Bool) {
                     "a complete frame has the size its length byte says")
         }
     }
-
-    let analysis = AnswerAnalysis(bytes: bytes, command: command)
-    require(analysis.result == verdict, "the analysis and the decoder disagree on \(bytes.hexDescription)")
-    for row in analysis.rows {
-        require(row.offset >= 0 && row.offset + row.bytes.count <= bytes.count, "a row outside the input")
-        require(Array(bytes[row.offset..<(row.offset + row.bytes.count)]) == row.bytes, "a row's bytes")
-    }
-    if texts { _ = analysis.text }
 }
 
 func checkRequest(_ bytes: [UInt8]) {
