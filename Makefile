@@ -35,10 +35,12 @@ fuzz: dependencies
 	scripts/fuzz.sh
 
 ## Every test, the reliability proofs included, under AddressSanitizer, then ThreadSanitizer.
-## Leaks of XCTest and Foundation are suppressed (scripts/lsan-suppressions.txt).
+## Leaks of XCTest and Foundation are suppressed (scripts/lsan-suppressions.txt). ASan builds link
+## with lld: gold warns about every ASan symbol it cannot export.
 sanitize: export LSAN_OPTIONS = suppressions=$(CURDIR)/scripts/lsan-suppressions.txt
 sanitize: dependencies
-	$(SWIFT) test --sanitize=address --scratch-path .build-asan
-	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=address --scratch-path .build-asan --filter BridgeTests.Reliability
+	$(SWIFT) test --sanitize=address -Xswiftc -use-ld=lld --scratch-path .build-asan
+	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=address -Xswiftc -use-ld=lld --scratch-path .build-asan \
+		--filter BridgeTests.Reliability
 	$(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 	SEC1000_RELIABILITY=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan --filter BridgeTests.Reliability

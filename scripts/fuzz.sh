@@ -14,8 +14,9 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-malloc_context_size=0}"
 targets=("$@")
 if ((${#targets[@]} == 0)); then targets=(FuzzSEC1000Frames FuzzModbusDecide); fi
 # One -sanitize flag naming both: SwiftPM's `--sanitize=fuzzer --sanitize=address` passes two flags
-# in an order that changes from run to run, and the compiler keeps only the last one.
-flags=(--package-path Fuzz -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address)
+# in an order that changes from run to run, and the compiler keeps only the last one. lld, because
+# gold warns about every ASan symbol it cannot export.
+flags=(--package-path Fuzz -c debug --sanitize=fuzzer --sanitize=address -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld)
 
 # libFuzzer comes with the Swift toolchain for Linux (clang's runtime, lib/clang/*/lib/linux).
 toolchain="$(dirname "$(dirname "$(readlink -f "$(command -v swift)")")")"

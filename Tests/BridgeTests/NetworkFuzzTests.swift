@@ -129,7 +129,7 @@ extension Reliability {
         @Test func clientsThatNeverReadTheirAnswers() async throws {
             try await withBridge { harness in
                 let port = harness.port
-                let (master, attacks) = await underAttack(harness, attackers: 4) { index in
+                let (master, attacks) = await underAttack(harness, attackers: 4) { _ in
                     NonReader(port: port).run(for: Self.attackDuration)
                 }
                 let requests = attacks.map(\.requests).reduce(0, +)
