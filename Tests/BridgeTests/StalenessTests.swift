@@ -1,4 +1,5 @@
 import Bridge
+import SEC1000Client
 import SEC1000Simulator
 import Testing
 
@@ -61,6 +62,7 @@ struct StalenessTests {
         try await BridgeHarness.run(simulators: [down], waitForSample: false, configure: {
             $0.interval = .milliseconds(50)
             $0.maxBackoff = .milliseconds(400)
+            $0.retry = RetryPolicy(attempts: 1, wait: .zero)
         }) { harness in
             try await waitUntil("eight failed polls", timeout: .seconds(15)) { harness.device.records.count >= 8 }
             let opened = harness.device.records.map(\.opened).sorted()

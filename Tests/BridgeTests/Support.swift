@@ -156,9 +156,10 @@ struct BridgeHarness: Sendable {
 
     static func fastConfiguration(devices: [DeviceConfiguration]) -> BridgeConfiguration {
         BridgeConfiguration(
+            // Fast polls, but timeouts and a stale limit that a busy 2-core machine does not trip.
             devices: devices, listen: SocketAddress(host: "127.0.0.1", port: 0), interval: .milliseconds(100),
-            staleAfter: .milliseconds(600), timeouts: Timeouts(connect: .seconds(1), answer: .milliseconds(500)),
-            retry: RetryPolicy(attempts: 1, wait: .zero), minimumGap: .zero, maxBackoff: .milliseconds(200))
+            staleAfter: .seconds(3), timeouts: Timeouts(connect: .seconds(2), answer: .seconds(2)),
+            retry: RetryPolicy(attempts: 2, wait: .zero), minimumGap: .zero, maxBackoff: .milliseconds(200))
     }
 
     /// Starts `simulators.count` devices (units 1, 2, ...) and a bridge; tears everything down after `body`.
