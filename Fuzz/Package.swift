@@ -17,6 +17,7 @@ let package = Package(
             name: "FuzzModbusDecide",
             dependencies: [
                 .product(name: "ModbusServer", package: "sec1000"),
+                .product(name: "Sockets", package: "sec1000"),
                 .product(name: "Bridge", package: "sec1000"),
                 .product(name: "SEC1000Protocol", package: "sec1000"),
             ]),

@@ -1,5 +1,6 @@
 @testable import Bridge
 import ModbusServer
+import Sockets
 import SEC1000Protocol
 
 /// The bank the server would serve: unit 1 fresh (also reached as 0 and 255), unit 2 without a
@@ -12,9 +13,10 @@ let capturedMeasurements = Measurements(
     voltages: [2410, 2404, 2409], currents: [480, 390, 508], powers: [295, -114, -532], meterPower: -351, invertersPower: 3386)
 let bank: BridgeRegisterBank = {
     let values = RegisterMap.blockAValues(capturedMeasurements, gridSign: .importPositive)
-    let registers = RegisterMap.measurementRegisters(values)
     func sample(taken: ContinuousClock.Instant) -> Sample {
-        Sample(registers: registers, taken: taken, unixTime: 1_700_000_000, substituted: false, measurements: capturedMeasurements)
+        Sample(
+            values: values, measurements: capturedMeasurements, substituted: false, energy: .zero,
+            sunSpecBase: fresh.sunSpecStatic, taken: taken, unixTime: 1_700_000_000)
     }
     fresh.publish(sample(taken: .now))
     stale.publish(sample(taken: .now - .seconds(60)))
@@ -46,7 +48,7 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
         guard rest.count >= frameSize else { return 0 }
         let frame = Array(rest[..<frameSize])
         let decision = frame.withUnsafeBytes { bytes in
-            registers.withUnsafeMutableBufferPointer { decide(frame: bytes, bank: bank, client: "fuzz", registers: $0) }
+            registers.withUnsafeMutableBufferPointer { decide(frame: bytes, bank: bank, client: fuzzClient, registers: $0) }
         }
         check(decision, for: frame, registers: registers)
         start += frameSize
@@ -58,7 +60,13 @@ func require(_ condition: Bool, _ message: @autoclosure () -> String) {
     if !condition { fatalError("invariant broken: \(message())") }
 }
 
-let blocks: [Range<Int>] = [0..<28, 100..<128, 200..<210]
+let fuzzClient = SocketAddress(host: "127.0.0.1", port: 1)
+
+/// Blocks A, B, C, D (control), E (energy) and the SunSpec image.
+let blocks: [Range<Int>] = [0..<28, 100..<128, 200..<210, 300..<312, 400..<412, 40000..<40231]
+
+/// Function codes that write: a served unit's write goes to the bank whole.
+let writeFunctions: Set<UInt8> = [0x05, 0x06, 0x0F, 0x10, 0x16, 0x17]
 
 /// The contract's answer, written from the register-map page.
 func expected(for frame: [UInt8]) -> RequestDecision {
@@ -66,6 +74,9 @@ func expected(for frame: [UInt8]) -> RequestDecision {
     let function = frame[7]
     let device: UInt8? = unit == 0 || unit == 255 ? 1 : (1...3).contains(unit) ? unit : nil
     guard let device else { return .exception(.gatewayPathUnavailable) }
+    if writeFunctions.contains(function) {
+        return .write(WriteRequest(unit: unit, function: function, data: Array(frame[8...]), client: fuzzClient))
+    }
     guard function == 0x03 || function == 0x04 else { return .exception(.illegalFunction) }
     guard frame.count == 12 else { return .exception(.illegalDataValue) }
     let address = Int(frame[8]) << 8 | Int(frame[9])
@@ -74,7 +85,10 @@ func expected(for frame: [UInt8]) -> RequestDecision {
     guard let block = blocks.first(where: { $0.contains(address) && address + count <= $0.upperBound }) else {
         return .exception(.illegalDataAddress)
     }
-    if block != 200..<210 && device != 1 { return .exception(.gatewayTargetFailedToRespond) }
+    // Blocks C and D and the static parts of the SunSpec image are always served; the rest needs fresh data.
+    let alwaysServed = block == 200..<210 || block == 300..<312
+        || (block == 40000..<40231 && RegisterMap.isStaticSunSpecRead(address: UInt16(address), count: count))
+    if !alwaysServed && device != 1 { return .exception(.gatewayTargetFailedToRespond) }
     return .read(function: function, address: UInt16(address), count: UInt16(count))
 }
 
@@ -92,12 +106,15 @@ func check(_ decision: RequestDecision, for frame: [UInt8], registers: [UInt16])
         require(values == Array(blockAB[range]), "block A values")
     case 100..<128:
         require(values == Array(blockAB[(range.lowerBound - 72)..<(range.upperBound - 72)]), "block B values")
-    default:
+    case 200..<210:
         // Block C: unit 1 fresh, unit 2 without a sample, unit 3 stale; never a substitution; a 10 s
         // interval. Counters and ages move.
         let unit = frame[6] == 0 || frame[6] == 255 ? 1 : frame[6]
         let flags: UInt16 = unit == 1 ? 0b0001 : unit == 2 ? 0b1000 : 0b0000
         if range.contains(200) { require(values[200 - range.lowerBound] & 0b1101 == flags, "unit \(unit) status flags \(values)") }
         if range.contains(209) { require(values[209 - range.lowerBound] == 10, "poll interval \(values)") }
+    default:
+        // Blocks D, E and the SunSpec image have tests of their own values.
+        break
     }
 }
