@@ -13,7 +13,11 @@ public struct TCPListener: ~Copyable, Sendable {
     deinit { close(descriptor) }
 
     /// Binds `address` (a host of `0.0.0.0` or `::` listens on every interface) and listens.
-    public init(bind address: SocketAddress, backlog: Int32 = 128) throws(SocketError) {
+    ///
+    /// The backlog holds connections the kernel has accepted and the owner not yet: when it is
+    /// full the kernel drops new SYNs, and a client retries only after a second. A flood of
+    /// connections fills 128 in a moment; 1024 rides out a burst (Linux caps it at somaxconn).
+    public init(bind address: SocketAddress, backlog: Int32 = 1024) throws(SocketError) {
         var lastError = SocketError.system(call: "bind", errno: EADDRNOTAVAIL)
         for candidate in try address.resolve(passive: true) {
             let fd = socket(candidate.family, socketStreamType, 0)

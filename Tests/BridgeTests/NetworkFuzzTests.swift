@@ -60,7 +60,7 @@ extension Reliability {
         }
 
         func expectMaster(_ master: MasterReport, _ phase: String) {
-            print("[\(phase)] \(ReliabilityEnvironment.build): well-behaved master: \(master.latencies.summary), wrong answers \(master.wrongAnswers), reconnects \(master.reconnects); reads with a reconnect: \(master.reconnectLatencies.summary)")
+            print("[\(phase)] \(ReliabilityEnvironment.build): well-behaved master: \(master.latencies.summary), longest without an answer \(master.longestOutage.milliseconds) ms, wrong answers \(master.wrongAnswers), reconnects \(master.reconnects); reads with a reconnect: \(master.reconnectLatencies.summary)")
             #expect(master.latencies.count >= 100, "\(phase): the master kept reading")
             #expect(master.wrongAnswers == 0, "\(phase): the master's answers are the contract's")
             #expect(master.longestOutage < .milliseconds(500), "\(phase): the master is never locked out")
@@ -177,6 +177,7 @@ struct WellBehavedMaster {
                 if case .failed = outcome { client = nil }
             }
             let end = ContinuousClock.now
+            report.longestOutage = max(report.longestOutage, end - lastAnswer)
             if case .registers(let values) = outcome {
                 report.latencies.add(end - start)
                 if reconnected { report.reconnectLatencies.add(end - start) }
@@ -185,7 +186,6 @@ struct WellBehavedMaster {
             } else if case .exception = outcome {
                 report.wrongAnswers += 1
             }
-            report.longestOutage = max(report.longestOutage, end - lastAnswer)
             pace(period - (ContinuousClock.now - start))
         }
         return report
