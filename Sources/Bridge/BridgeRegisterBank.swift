@@ -4,24 +4,23 @@ import ModbusServer
 public struct BridgeRegisterBank: RegisterBank {
     private let devices: [UInt8: DeviceState]
     private let controllers: [UInt8: DeviceController]
-    private let firstUnit: UInt8
+    private let first: DeviceState
 
     /// `devices` in configuration order; unit ids 0 and 255 reach the first one unless configured.
     public init(devices: [DeviceState], controllers: [DeviceController] = []) {
         precondition(!devices.isEmpty, "at least one device")
-        self.firstUnit = devices[0].unit
+        self.first = devices[0]
         self.devices = Dictionary(devices.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
         self.controllers = Dictionary(controllers.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
-    private func route(_ unit: UInt8) -> UInt8? {
-        devices[unit] != nil ? unit : (unit == 0 || unit == 255 ? firstUnit : nil)
+    /// One dictionary lookup: this runs twice for every request.
+    private func device(_ unit: UInt8) -> DeviceState? {
+        devices[unit] ?? (unit == 0 || unit == 255 ? first : nil)
     }
 
-    private func device(_ unit: UInt8) -> DeviceState? { route(unit).flatMap { devices[$0] } }
-
     public func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
-        guard let unit = route(request.unit), let controller = controllers[unit] else { return .illegalFunction }
+        guard let unit = device(request.unit)?.unit, let controller = controllers[unit] else { return .illegalFunction }
         return controller.write(request, completion: completion)
     }
 
