@@ -132,14 +132,15 @@ struct EnergyServingTests {
         #expect(reported == [false, false, false, false, false, false, false, true, false])
     }
 
-    @Test func analyzeNotesExportAtZeroInvertersPower() throws {
+    @Test func analyzeNotesExportAtZeroInvertersPower() async throws {
         var night = capturedMeasurements
         night.invertersPower = 0
         night.meterPower = -400
         for (measurements, noted) in [(night, true), (capturedMeasurements, false)] {
             let hex = ResponseEncoder.encode(.measurements(measurements)).map { String(format: "%02X", $0) }.joined(separator: " ")
-            let (status, output) = try ProcessTests().run(try sec1000Executable().path, ["analyze", "--hex", hex])
-            #expect(status == 0, "\(output)")
+            let result = try await runSEC1000(["analyze", "--hex", hex])
+            let output = result.everything
+            #expect(result.status == 0, "\(output)")
             #expect(output.contains("note: the inverters report 0 W") == noted, "\(output)")
             #expect(output.contains("--grid-sign export-positive") == noted)
         }
@@ -148,11 +149,12 @@ struct EnergyServingTests {
     @Test func theBridgeCommandTakesTheEnergyAndSerialNumberOptions() async throws {
         try await withTemporaryDirectory { directory in
             let path = directory + "/energy"
-            let (process, port, _) = try ProcessTests().startBridge([
+            let bridge = try await BridgeProcess.start([
                 "--energy-state", path, "--energy-export-wh", "1234", "--energy-import-wh", "1=99",
                 "--serial-number", "TEST-SN-1", "--energy-save-interval", "0.2",
             ])
-            defer { if process.isRunning { process.terminate() } }
+            defer { bridge.stop() }
+            let port = bridge.port
             try await waitUntil("a good poll behind the daemon", timeout: .seconds(20)) {
                 await offPool { (try? ModbusClient(port: port))?.read(400, 12).values } != nil
             }
@@ -162,9 +164,9 @@ struct EnergyServingTests {
             // SN is model 1's point at offset 50: address 40052.
             let serial = try #require(await offPool { client.read(40052, 16) }.values)
             #expect(String(decoding: serial.flatMap { [UInt8($0 >> 8), UInt8($0 & 0xFF)] }.prefix { $0 != 0 }, as: UTF8.self) == "TEST-SN-1")
-            kill(process.processIdentifier, SIGTERM)
-            #expect(await offPool { ProcessTests().waitForExit(process, within: 10) })
-            #expect(process.terminationStatus == 0)
+            kill(bridge.process.processIdentifier, SIGTERM)
+            #expect(await bridge.exits(within: 10))
+            #expect(bridge.process.terminationStatus == 0)
             let saved = try #require(try load(path))
             #expect(saved.applied == [.gridImport: 99, .gridExport: 1234])
             #expect(saved.counters.gridExport >= 1234)
@@ -182,9 +184,9 @@ struct EnergyServingTests {
         ["--serial-number", String(repeating: "S", count: 33)],
         ["--serial-number", "3=SN"],
     ])
-    func invalidEnergyOptionsExitWithUsageError(arguments: [String]) throws {
-        let (status, output) = try ProcessTests().run(try sec1000Executable().path, ["bridge", "--simulate"] + arguments)
-        #expect(status == 64, "\(arguments): \(output)")
-        #expect(output.contains("Error:"), "\(output)")
+    func invalidEnergyOptionsExitWithUsageError(arguments: [String]) async throws {
+        let result = try await runSEC1000(["bridge", "--simulate"] + arguments)
+        #expect(result.status == 64, "\(arguments): \(result.everything)")
+        #expect(result.errors.contains("Error:"), "\(result.everything)")
     }
 }

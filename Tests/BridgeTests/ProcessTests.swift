@@ -4,97 +4,47 @@ import Testing
 /// The built `sec1000` executable and `mbpoll`, run as processes.
 @Suite("The daemon and mbpoll as processes", .serialized, .timeLimit(.minutes(2)))
 struct ProcessTests {
-    /// Starts `sec1000 bridge --simulate --capture` on an ephemeral port; returns the process and its port.
-    /// Blocks until the bridge prints its port: call it through `offPool`.
-    func startBridge(_ extra: [String] = []) throws -> (Process, UInt16, Pipe) {
-        let process = Process()
-        process.executableURL = try sec1000Executable()
-        process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
-                             "--min-gap", "0", "--log-level", "warning"] + extra
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
-        var text = ""
-        let deadline = Date.now.addingTimeInterval(20)
-        while !text.contains("\n"), Date.now < deadline {
-            let chunk = output.fileHandleForReading.availableData
-            if chunk.isEmpty { break }
-            text += String(decoding: chunk, as: UTF8.self)
-        }
-        guard let line = text.split(separator: "\n").first, let port = line.split(separator: " ").dropFirst(4).first
-            .flatMap({ UInt16($0.trimmingCharacters(in: .punctuationCharacters)) })
-        else {
-            process.terminate()
-            throw ModbusClient.ClientError(message: "the bridge did not print its port: \(text)")
-        }
-        return (process, port, output)
-    }
-
-    /// Blocks until the process ends: call it through `offPool`.
-    func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-
-    /// A bridge started off the cooperative pool.
-    func started(_ extra: [String] = []) async throws -> (Process, UInt16, Pipe) {
-        try await offPool { Result { try startBridge(extra) } }.get()
-    }
-
-    func waitForExit(_ process: Process, within seconds: Double) -> Bool {
-        let deadline = Date.now.addingTimeInterval(seconds)
-        while process.isRunning && Date.now < deadline { usleep(10_000) }
-        return !process.isRunning
-    }
-
     @Test func daemonServesThenStopsCleanlyOnSIGTERM() async throws {
-        let (process, port, _) = try await started()
-        defer { if process.isRunning { process.interrupt(); process.terminate() } }
+        let bridge = try await BridgeProcess.start()
+        defer { bridge.stop() }
+        let port = bridge.port
         try await waitUntil("a good poll behind the daemon", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(18, 4).values.map(int32s) } == [-351, 3386]
         }
-        kill(process.processIdentifier, SIGTERM)
-        #expect(await offPool { waitForExit(process, within: 10) })
-        #expect(process.terminationReason == .exit)
-        #expect(process.terminationStatus == 0)
+        kill(bridge.process.processIdentifier, SIGTERM)
+        #expect(await bridge.exits(within: 10))
+        #expect(bridge.process.terminationReason == .exit)
+        #expect(bridge.process.terminationStatus == 0)
         // Its sockets are closed: nothing listens on the port any more.
         #expect(await offPool { try? ModbusClient(port: port) } == nil)
     }
 
     @Test func sigintStopsItToo() async throws {
-        let (process, port, _) = try await started()
-        defer { if process.isRunning { process.terminate() } }
+        let bridge = try await BridgeProcess.start()
+        defer { bridge.stop() }
+        let port = bridge.port
         try await waitUntil("the daemon to serve", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(200, 1).values } != nil
         }
-        process.interrupt()
-        #expect(await offPool { waitForExit(process, within: 10) })
-        #expect(process.terminationStatus == 0)
+        bridge.process.interrupt()
+        #expect(await bridge.exits(within: 10))
+        #expect(bridge.process.terminationStatus == 0)
     }
 
     /// mbpoll, installed by the test setup, reads the bridge; its printed values are checked.
     @Test func mbpollReadsEveryBlock() async throws {
         let mbpoll = "/usr/bin/mbpoll"
         try #require(FileManager.default.isExecutableFile(atPath: mbpoll), "mbpoll is installed by `make test`")
-        let (process, port, _) = try await started()
-        defer { if process.isRunning { process.terminate() } }
+        let bridge = try await BridgeProcess.start()
+        defer { bridge.stop() }
+        let port = bridge.port
         try await waitUntil("a good poll", timeout: .seconds(20)) {
             await offPool { (try? ModbusClient(port: port))?.read(0, 2).values } != nil
         }
         func values(_ arguments: [String]) async throws -> [String: String] {
-            let result = await offPool { try? run(mbpoll, ["-m", "tcp", "-p", "\(port)", "-1"] + arguments + ["127.0.0.1"]) }
-            let (status, output) = try #require(result)
-            #expect(status == 0, "\(output)")
+            let result = try await runToEnd([mbpoll, "-m", "tcp", "-p", "\(port)", "-1"] + arguments + ["127.0.0.1"])
+            #expect(result.status == 0, "\(result.everything)")
+            let output = result.output
             // Lines look like "[18]: \t-351" (floats: "[118]: \t-0.351").
             return Dictionary(output.split(separator: "\n").compactMap { line in
                 guard line.hasPrefix("["), let close = line.firstIndex(of: "]") else { return nil }
@@ -130,10 +80,8 @@ struct ProcessTests {
         ["bridge", "--simulate", "--hang-rate", "2"],
     ])
     func invalidOptionsExitWithUsageError(arguments: [String]) async throws {
-        let executable = try sec1000Executable().path
-        let result = await offPool { try? run(executable, arguments) }
-        let (status, output) = try #require(result)
-        #expect(status == 64, "\(arguments): \(output)")
-        #expect(output.contains("Error:"), "\(output)")
+        let result = try await runSEC1000(arguments)
+        #expect(result.status == 64, "\(arguments): \(result.everything)")
+        #expect(result.errors.contains("Error:"), "\(result.everything)")
     }
 }

@@ -16,29 +16,11 @@ struct SettingsCommandTests {
         try await body(device)
     }
 
-    func sec1000(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let executable = try sec1000Executable()
-        let result = await offPool { () -> (Int32, String, String)? in
-            let process = Process()
-            process.executableURL = executable
-            process.arguments = arguments
-            let out = Pipe(), err = Pipe()
-            process.standardOutput = out
-            process.standardError = err
-            guard (try? process.run()) != nil else { return nil }
-            let stdout = out.fileHandleForReading.readDataToEndOfFile()
-            let stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-        }
-        return try #require(result)
-    }
-
     @Test func getPrintsTheSettingsAsJSON() async throws {
         try await withDevice { device in
-            let result = try await sec1000(["settings", "get", "--host", "127.0.0.1", "--port", "\(device.port)", "--format", "json"])
-            #expect(result.status == 0, "\(result.stderr)")
-            #expect(result.stdout == """
+            let result = try await runSEC1000(["settings", "get", "--host", "127.0.0.1", "--port", "\(device.port)", "--format", "json"])
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(result.output == """
                 {"control_mode": "value", "control_mode_code": 3, "total_capacity_w": 8000, "ct_ratio": 1, "export_limit_w": 5000}
 
                 """)
@@ -47,12 +29,12 @@ struct SettingsCommandTests {
 
     @Test func setChangesTheDeviceAndPrintsTheReadBack() async throws {
         try await withDevice { device in
-            let result = try await sec1000([
+            let result = try await runSEC1000([
                 "settings", "set", "--host", "127.0.0.1", "--port", "\(device.port)",
                 "--export-limit", "2500", "--capacity", "6000", "--meter-mode", "each-phase", "--control-mode", "rcr",
             ])
-            #expect(result.status == 0, "\(result.stderr)")
-            #expect(result.stdout.contains("export limit    2500 W") && result.stdout.contains("control mode    rcr (2)"))
+            #expect(result.status == 0, "\(result.errors)")
+            #expect(result.output.contains("export limit    2500 W") && result.output.contains("control mode    rcr (2)"))
             #expect(device.settings == ExportSettings(mode: .rcr, totalCapacity: 6000, ctRatio: 1, exportLimit: 2500))
             #expect(device.meterMode == .eachPhase)
         }
@@ -60,27 +42,27 @@ struct SettingsCommandTests {
 
     @Test func setRefusesAnInvalidChangeWithoutTouchingTheDevice() async throws {
         try await withDevice { device in
-            let result = try await sec1000([
+            let result = try await runSEC1000([
                 "settings", "set", "--host", "127.0.0.1", "--port", "\(device.port)", "--export-limit", "9000", "--meter-mode", "sum",
             ])
             #expect(result.status == 2)
-            #expect(result.stderr.contains("above the total capacity 8000 W") && result.stderr.split(separator: "\n").count == 1)
+            #expect(result.errors.contains("above the total capacity 8000 W") && result.errors.split(separator: "\n").count == 1)
             #expect(device.records.allSatisfy { $0.request == .readExportSettings })
         }
     }
 
     @Test func setReportsADeviceThatDoesNotConfirm() async throws {
         try await withDevice({ $0.ignoreSets = true }) { device in
-            let result = try await sec1000([
+            let result = try await runSEC1000([
                 "settings", "set", "--host", "127.0.0.1", "--port", "\(device.port)", "--control-mode", "off",
             ])
             #expect(result.status == 3)
-            #expect(result.stderr.contains("did not confirm"))
+            #expect(result.errors.contains("did not confirm"))
         }
     }
 
     @Test func setWithoutAnyChangeIsAUsageError() async throws {
-        let result = try await sec1000(["settings", "set", "--host", "127.0.0.1"])
+        let result = try await runSEC1000(["settings", "set", "--host", "127.0.0.1"])
         #expect(result.status == 64)
     }
 

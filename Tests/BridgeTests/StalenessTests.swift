@@ -67,9 +67,12 @@ struct StalenessTests {
             try await waitUntil("eight failed polls", timeout: .seconds(15)) { harness.device.records.count >= 8 }
             let opened = harness.device.records.map(\.opened).sorted()
             let gaps = zip(opened, opened.dropFirst()).map { $1 - $0 }
-            // 50, 100, 200, 400, 400, ... ms: later gaps are long, none beyond the cap by much.
+            // 50, 100, 200, 400, 400, ... ms: later gaps are long, and once the cap is reached none
+            // is beyond it by much (uncapped they would be 800, 1600, 3200 ms). The first gaps are
+            // not bounded above: they fall in the test run's busy start, when a loaded machine may
+            // delay any timer.
             #expect(gaps[2...].allSatisfy { $0 >= .milliseconds(190) }, "\(gaps)")
-            #expect(gaps.allSatisfy { $0 < .milliseconds(400) + .milliseconds(300) }, "\(gaps)")
+            #expect(gaps[3...].allSatisfy { $0 < .milliseconds(400) + .milliseconds(300) }, "\(gaps)")
         }
     }
 }

@@ -9,45 +9,26 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
 /// A Python that can import pysunspec2, as the command that starts it: the project's
 /// `.venv-tests/` (where `scripts/install-dependencies.sh` puts it) first, then `python3` on PATH.
-func pythonWithSunSpec() -> [String]? {
+func pythonWithSunSpec() async -> [String]? {
     let candidates = [[repositoryRoot.appendingPathComponent(".venv-tests/bin/python3").path], ["/usr/bin/env", "python3"]]
-    return candidates.first { command in
-        guard FileManager.default.isExecutableFile(atPath: command[0]) else { return false }
-        return (try? runProcess(command + ["-c", "import sunspec2"], timeout: 30))?.status == 0
+    for command in candidates where FileManager.default.isExecutableFile(atPath: command[0]) {
+        if (try? await runToEnd(command + ["-c", "import sunspec2"], timeout: 30))?.status == 0 { return command }
     }
-}
-
-/// Runs a command to its end, killed by coreutils' `timeout` after `timeout` seconds; returns its
-/// status, standard output and standard error (which must stay small: it is read after the output).
-func runProcess(_ command: [String], timeout: Int) throws -> (status: Int32, output: String, errors: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-    process.arguments = ["\(timeout)"] + command
-    let output = Pipe()
-    let errors = Pipe()
-    process.standardOutput = output
-    process.standardError = errors
-    try process.run()
-    let outputData = output.fileHandleForReading.readDataToEndOfFile()
-    let errorData = errors.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: outputData, as: UTF8.self), String(decoding: errorData, as: UTF8.self))
+    return nil
 }
 
 /// pysunspec2, the SunSpec Alliance's own Python client, scans the bridge as an energy manager would.
 @Suite("A real SunSpec client: pysunspec2", .timeLimit(.minutes(2)))
 struct SunSpecClientTests {
     @Test func pysunspec2FindsTheModelsAndDecodesTheCapture() async throws {
-        let python = try #require(pythonWithSunSpec(), "pysunspec2 is installed by scripts/install-dependencies.sh (make test)")
+        let python = try #require(await pythonWithSunSpec(), "pysunspec2 is installed by scripts/install-dependencies.sh (make test)")
         let script = repositoryRoot.appendingPathComponent("Tests/Scripts/sunspec_scan.py").path
         try await BridgeHarness.run(configure: {
             $0.energy.alignments = [1: [.gridImport: 123_456, .gridExport: 7_890, .production: 5_000]]
         }) { harness in
-            let port = harness.port
-            let result = await offPool { Result { try runProcess(python + [script, "\(port)", "1"], timeout: 60) } }
-            let (status, output, errors) = try result.get()
-            try #require(status == 0, "the scan failed: \(errors)")
-            let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+            let scan = try await runToEnd(python + [script, "\(harness.port)", "1"], timeout: 60)
+            try #require(scan.status == 0, "the scan failed: \(scan.errors)")
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(scan.output.utf8)) as? [String: Any])
 
             #expect(json["base_address"] as? Int == 40000)
             #expect(json["models"] as? [Int] == [1, 103, 203])

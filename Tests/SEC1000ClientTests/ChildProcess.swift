@@ -58,6 +58,9 @@ final class ChildProcess: Sendable {
         process.terminationHandler = { [state] process in
             state.termination.withLock { $0 = (process.terminationStatus, process.terminationReason == .uncaughtSignal) }
             state.exited.signal()
+            // Foundation on Linux can keep a finished Process alive; the handler must not keep the
+            // state (and its output) alive with it.
+            process.terminationHandler = nil
         }
         try process.run()
         pid = process.processIdentifier

@@ -81,14 +81,18 @@ struct RetryAndPacingTests {
             }
             #expect(answers == Array(repeating: .measurements(capturedMeasurements), count: callers))
             #expect(await waitUntil { device.records.count >= callers })
-            #expect(device.maximumConcurrency == 1)
             let records = device.records.sorted { $0.opened < $1.opened }
+            let start = records.first?.opened ?? .now
+            let timeline = records.map { record in
+                "#\(record.connection) opened \(record.opened - start) answered \((record.answered ?? start) - start) closed \(record.closed - start) concurrent \(record.concurrent)"
+            }.joined(separator: "; ")
+            #expect(device.maximumConcurrency == 1, "\(timeline)")
             #expect(records.count == callers)
             // The device notes a close when its thread wakes, which on two busy cores can be tens of
             // milliseconds after the client's; a missing gap would measure about zero.
             let slack = Duration.milliseconds(100)
             for (previous, next) in zip(records, records.dropFirst()) {
-                #expect(next.opened >= previous.closed, "transactions overlapped")
+                #expect(next.opened >= previous.closed, "transactions overlapped: \(timeline)")
                 #expect(next.opened - previous.closed >= gap - slack, "only \(next.opened - previous.closed) between transactions")
             }
         }
@@ -144,7 +148,8 @@ struct RetryAndPacingTests {
             let cancelled = ContinuousClock.now
             reading.cancel()
             let error = await reading.value
-            #expect(cancelled.elapsed < .seconds(3), "cancellation waited for the connect timeout")
+            // Far below the 10 s connect timeout it must not wait for, so a busy machine does not fail it.
+            #expect(cancelled.elapsed < .seconds(8), "cancellation waited for the connect timeout")
             #expect(error == .cancelled)
         }
     }

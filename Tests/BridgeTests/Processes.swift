@@ -1,0 +1,98 @@
+import Foundation
+import Sockets
+import Synchronization
+
+/// What a program that ran to its end left behind.
+struct ProcessOutcome: Sendable {
+    let status: Int32
+    let output: String
+    let errors: String
+
+    /// Standard output then standard error, for checks that do not care which stream said it.
+    var everything: String { output + errors }
+}
+
+/// Runs `command` to its end; coreutils' `timeout` kills it after `timeout` seconds.
+///
+/// Waiting for a process blocks its thread, so the wait happens on a thread of its own: on the
+/// cooperative pool (two threads on a 2-core machine) two such waits stall every other test.
+/// The helpers of this file are async for that reason; keep the blocking parts private.
+func runToEnd(_ command: [String], timeout: Int = 60) async throws -> ProcessOutcome {
+    try await offPool { Result { try blockingRun(command, timeout: timeout) } }.get()
+}
+
+/// Runs the built `sec1000` executable to its end.
+func runSEC1000(_ arguments: [String], timeout: Int = 60) async throws -> ProcessOutcome {
+    try await runToEnd([try sec1000Executable().path] + arguments, timeout: timeout)
+}
+
+private func blockingRun(_ command: [String], timeout: Int) throws -> ProcessOutcome {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    process.arguments = ["\(timeout)"] + command
+    let output = Pipe(), errors = Pipe()
+    process.standardInput = FileHandle.nullDevice
+    process.standardOutput = output
+    process.standardError = errors
+    try process.run()
+    // Both pipes are drained at once, so a chatty stream cannot fill its pipe and stall the child.
+    let errorData = Mutex(Data())
+    let errorReader = BlockingThread { errorData.withLock { $0 = errors.fileHandleForReading.readDataToEndOfFile() } }
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    errorReader.join()
+    process.waitUntilExit()
+    return ProcessOutcome(
+        status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+        errors: String(decoding: errorData.withLock { $0 }, as: UTF8.self))
+}
+
+/// A `sec1000 bridge --simulate --capture` daemon on an ephemeral port, polling every second.
+struct BridgeProcess: Sendable {
+    let process: Process
+    let port: UInt16
+
+    /// Starts the daemon with `extra` options and waits (at most 20 s) until it prints its port.
+    static func start(_ extra: [String] = []) async throws -> BridgeProcess {
+        try await offPool { Result { try blockingStart(extra) } }.get()
+    }
+
+    private static func blockingStart(_ extra: [String]) throws -> BridgeProcess {
+        let process = Process()
+        process.executableURL = try sec1000Executable()
+        process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
+                             "--min-gap", "0", "--log-level", "warning"] + extra
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
+        var text = ""
+        let deadline = Date.now.addingTimeInterval(20)
+        while !text.contains("\n"), Date.now < deadline {
+            let chunk = output.fileHandleForReading.availableData
+            if chunk.isEmpty { break }
+            text += String(decoding: chunk, as: UTF8.self)
+        }
+        guard let line = text.split(separator: "\n").first, let port = line.split(separator: " ").dropFirst(4).first
+            .flatMap({ UInt16($0.trimmingCharacters(in: .punctuationCharacters)) })
+        else {
+            process.terminate()
+            throw ModbusClient.ClientError(message: "the bridge did not print its port: \(text)")
+        }
+        return BridgeProcess(process: process, port: port)
+    }
+
+    /// Whether the daemon exits within `seconds`.
+    func exits(within seconds: Double) async -> Bool {
+        await offPool { [process] in
+            let deadline = Date.now.addingTimeInterval(seconds)
+            while process.isRunning && Date.now < deadline { usleep(10_000) }
+            return !process.isRunning
+        }
+    }
+
+    /// Stops the daemon if it still runs (for `defer`).
+    func stop() {
+        if process.isRunning { process.interrupt(); process.terminate() }
+    }
+}
