@@ -25,7 +25,9 @@ let package = Package(
         // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
         .target(name: "SEC1000Protocol", swiftSettings: strict),
         // Blocking POSIX sockets with deadlines, shared by the client, the simulator and the server.
-        .target(name: "Sockets", swiftSettings: strict),
+        .target(name: "Sockets", dependencies: ["CSocketCalls"], swiftSettings: strict),
+        // Declarations of the Linux calls that Swift's Glibc module hides (accept4, pipe2).
+        .systemLibrary(name: "CSocketCalls"),
         // Talking to a real device: transport, retry policy, pacing, zero-power filter.
         .target(
             name: "SEC1000Client",
@@ -74,6 +76,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
+        .testTarget(name: "SocketsTests", dependencies: ["Sockets"], swiftSettings: strict),
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",

@@ -105,7 +105,7 @@ public struct CacheFileError: Error, Sendable, CustomStringConvertible {
 
 /// A file of at most 64 KiB as UTF-8 text; `nil` when it is missing, unreadable or not UTF-8.
 public func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY)
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
     var bytes: [UInt8] = []
@@ -125,7 +125,7 @@ public func writeAtomically(_ text: String, to path: String) throws(CacheFileErr
         makeDirectories(String(path[..<slash]))
     }
     let temporary = "\(path).tmp.\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
     guard fd >= 0 else { throw CacheFileError(path: path, errno: errno) }
     let bytes = Array(text.utf8)
     var written = 0
@@ -149,7 +149,7 @@ public func writeAtomically(_ text: String, to path: String) throws(CacheFileErr
     }
     // The rename itself survives a power loss only once the directory is synced.
     let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    let directoryFD = open(directory, O_RDONLY)
+    let directoryFD = open(directory, O_RDONLY | O_CLOEXEC)
     if directoryFD >= 0 {
         fsync(directoryFD)
         close(directoryFD)

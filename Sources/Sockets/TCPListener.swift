@@ -20,7 +20,7 @@ public struct TCPListener: ~Copyable, Sendable {
     public init(bind address: SocketAddress, backlog: Int32 = 1024) throws(SocketError) {
         var lastError = SocketError.system(call: "bind", errno: EADDRNOTAVAIL)
         for candidate in try address.resolve(passive: true) {
-            let fd = socket(candidate.family, socketStreamType, 0)
+            let fd = newStreamSocket(family: candidate.family)
             guard fd >= 0 else { lastError = .fromErrno("socket"); continue }
             var one: Int32 = 1
             setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -49,11 +49,8 @@ public struct TCPListener: ~Copyable, Sendable {
     /// Accepts one pending connection as a non-blocking descriptor the caller owns; `nil` when none is pending.
     public func acceptDescriptor() throws(SocketError) -> Int32? {
         while true {
-            let fd = Glibc_accept(descriptor)
-            if fd >= 0 {
-                guard setNonBlocking(fd) else { close(fd); throw .fromErrno("fcntl") }
-                return fd
-            }
+            let fd = acceptConnection(descriptor)
+            if fd >= 0 { return fd }
             switch errno {
             case EINTR: continue
             case EAGAIN, EWOULDBLOCK, ECONNABORTED, EPROTO: return nil
@@ -70,7 +67,7 @@ public final class WakeSignal: Sendable {
 
     public init() {
         var fds: [Int32] = [0, 0]
-        precondition(pipe(&fds) == 0, "pipe() failed: out of file descriptors")
+        precondition(newPipe(&fds), "pipe() failed: out of file descriptors")
         readDescriptor = fds[0]
         writeDescriptor = fds[1]
         _ = setNonBlocking(readDescriptor)
@@ -114,9 +111,3 @@ public func pollDescriptors(_ entries: inout [pollfd], timeout: Duration?) -> In
         if status >= 0 || errno != EINTR { return status }
     }
 }
-
-#if canImport(Glibc)
-private func Glibc_accept(_ fd: Int32) -> Int32 { Glibc.accept(fd, nil, nil) }
-#else
-private func Glibc_accept(_ fd: Int32) -> Int32 { Darwin.accept(fd, nil, nil) }
-#endif

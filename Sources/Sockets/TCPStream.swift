@@ -37,7 +37,7 @@ public struct TCPStream: ~Copyable, Sendable {
         let deadline = ContinuousClock.now + timeout
         var lastError = SocketError.connectionRefused
         for candidate in try address.resolve() {
-            let fd = socket(candidate.family, socketStreamType, 0)
+            let fd = newStreamSocket(family: candidate.family)
             guard fd >= 0 else { lastError = .fromErrno("socket"); continue }
             guard setNonBlocking(fd) else { lastError = .fromErrno("fcntl"); close(fd); continue }
             if let interrupter, !interrupter.register(fd) { close(fd); throw .cancelled }

@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Sockets
+import Testing
+
+/// No descriptor of ours leaks into a child process. A connection the parent closes must end at
+/// once, however long a child started meanwhile (a script, mbpoll in the tests) lives: a child
+/// holding a copy kept a device connection open until it exited, and the device saw two at once.
+@Suite("Descriptors and child processes")
+struct InheritanceTests {
+    func closesOnExec(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 }
+
+    @Test func everyDescriptorIsCloseOnExec() throws {
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0))
+        let stream = try TCPStream.connect(to: SocketAddress(host: "127.0.0.1", port: listener.port), timeout: .seconds(5))
+        var ready = [pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)]
+        _ = pollDescriptors(&ready, timeout: .seconds(5))
+        let accepted = try #require(try listener.acceptDescriptor())
+        defer { close(accepted) }
+        let wake = WakeSignal()
+        #expect(closesOnExec(listener.descriptor))
+        #expect(closesOnExec(stream.descriptor))
+        #expect(closesOnExec(accepted))
+        #expect(fcntl(accepted, F_GETFL) & O_NONBLOCK != 0, "accepted descriptors are non-blocking")
+        #expect(closesOnExec(wake.readDescriptor))
+    }
+
+    /// The behaviour users see: the peer hears the close while a child started with the
+    /// connection open still runs. The child is spawned bare, as `system()` or a plain
+    /// `posix_spawn` would: Foundation's `Process` closes the descriptors it sees open, but not one
+    /// another thread opens while it is spawning.
+    @Test func aClosedConnectionEndsWhileAChildRuns() throws {
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0))
+        var stream: TCPStream? = try TCPStream.connect(
+            to: SocketAddress(host: "127.0.0.1", port: listener.port), timeout: .seconds(5))
+        var ready = [pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)]
+        _ = pollDescriptors(&ready, timeout: .seconds(5))
+        let accepted = try #require(try listener.acceptDescriptor())
+        defer { close(accepted) }
+
+        let child = try spawnBare(["/bin/sleep", "30"])
+        defer {
+            kill(child, SIGKILL)
+            var status: Int32 = 0
+            waitpid(child, &status, 0)
+        }
+        _ = stream.take()
+
+        // The end of the stream arrives at once, not when the child exits; 5 s is only a bound.
+        var closing = [pollfd(fd: accepted, events: Int16(POLLIN), revents: 0)]
+        #expect(pollDescriptors(&closing, timeout: .seconds(5)) == 1, "no end of stream while the child runs")
+        var byte: UInt8 = 0
+        #expect(recv(accepted, &byte, 1, Int32(MSG_DONTWAIT)) == 0)
+        #expect(kill(child, 0) == 0, "the child ended before the check")
+    }
+
+    /// Spawns `arguments` with no file actions: the child inherits every descriptor not marked
+    /// close-on-exec.
+    func spawnBare(_ arguments: [String]) throws -> pid_t {
+        var pid: pid_t = 0
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        let status = posix_spawn(&pid, arguments[0], nil, nil, &argv, environ)
+        try #require(status == 0, "posix_spawn: \(String(cString: strerror(status)))")
+        return pid
+    }
+}
