@@ -10,7 +10,8 @@ struct ConcurrencyTests {
         var changing = SimulatorConfiguration()
         changing.model = MeasurementModel(peakPower: 9000, dayLength: 60)
         try await BridgeHarness.run(simulators: [changing], configure: { $0.interval = .milliseconds(5) }) { harness in
-            // Every client reads until the device has been polled ten more times.
+            // Every client reads until the device has been polled ten more times and it has seen the
+            // values change (a client whose thread starts late must still see a change).
             let target = harness.state.current.goodPolls + 10
             let state = harness.state
             let results = await withTaskGroup(of: (reads: Int, torn: Int, distinct: Int).self) { group in
@@ -22,7 +23,7 @@ struct ConcurrencyTests {
                             var reads = 0
                             var seen = Set<[Int32]>()
                             let deadline = ContinuousClock.now + .seconds(20)
-                            while state.current.goodPolls < target && ContinuousClock.now < deadline {
+                            while state.current.goodPolls < target || seen.count < 2, ContinuousClock.now < deadline {
                                 reads += 1
                                 // A refusal (0x0B when a busy machine delays a poll) is not a torn read.
                                 guard let registers = client.read(0, 28).values else { continue }

@@ -67,11 +67,12 @@ struct StalenessTests {
             try await waitUntil("eight failed polls", timeout: .seconds(15)) { harness.device.records.count >= 8 }
             let opened = harness.device.records.map(\.opened).sorted()
             let gaps = zip(opened, opened.dropFirst()).map { $1 - $0 }
-            // 50, 100, 200, 400, 400, ... ms: later gaps are long, and once the cap is reached none
-            // is beyond it by much (uncapped they would be 800, 1600, 3200 ms). The first gaps are
-            // not bounded above: they fall in the test run's busy start, when a loaded machine may
-            // delay any timer.
-            #expect(gaps[2...].allSatisfy { $0 >= .milliseconds(190) }, "\(gaps)")
+            // 50, 100, 200, 400, 400, ... ms: later gaps are long (without back-off all would be
+            // 50 ms), and once the cap is reached none is beyond it by much (uncapped they would be
+            // 800, 1600, 3200 ms). The device stamps a connection when its accept thread runs, which
+            // a busy machine may delay: one late stamp lengthens a gap and shortens the next. The
+            // first gaps are not bounded above: they fall in the test run's busy start.
+            #expect(gaps[2...].allSatisfy { $0 >= .milliseconds(150) }, "\(gaps)")
             #expect(gaps[3...].allSatisfy { $0 < .milliseconds(400) + .milliseconds(300) }, "\(gaps)")
         }
     }

@@ -22,6 +22,10 @@ func point(_ image: [UInt16], model offset: Int, _ layout: ModelLayout, _ name: 
     return Array(image[(offset + point.offset)..<(offset + point.offset + point.size)])
 }
 
+func uint32(_ registers: ArraySlice<UInt16>) -> UInt32 {
+    registers.reduce(UInt32(0)) { $0 << 16 | UInt32($1) }
+}
+
 func uint64s(_ registers: [UInt16]) -> [UInt64] {
     stride(from: 0, to: registers.count - 3, by: 4).map { index in
         registers[index..<(index + 4)].reduce(UInt64(0)) { $0 << 16 | UInt64($1) }
@@ -48,8 +52,16 @@ struct SunSpecServingTests {
             #expect(try point(image, model: meter, .meterWye, "PhVphA") == [2410])
             #expect(try point(image, model: meter, .meterWye, "Hz") == [0x8000])
             #expect(Array(image[229..<231]) == [0xFFFF, 0])
-            // Both functions serve the same image.
-            #expect(await readImage(client, input: !input).map { Array($0[0..<122]) } == Array(image[0..<122]))
+            // Both functions serve the same image, but for the inverters' energy counter, which may
+            // have reached its next Wh between the two reads (models 1 and 103: the first 122 registers).
+            let other = try #require(await readImage(client, input: !input))
+            let energy = try #require(ModelLayout.inverterThreePhase.point("WH"))
+            let counter = (inverter + energy.offset)..<(inverter + energy.offset + energy.size)
+            func withoutCounter(_ registers: [UInt16]) -> [UInt16] {
+                Array(registers[0..<counter.lowerBound] + registers[counter.upperBound..<122])
+            }
+            #expect(withoutCounter(other) == withoutCounter(image))
+            #expect(uint32(other[counter]) >= uint32(image[counter]))
         }
     }
 

@@ -61,6 +61,15 @@ final class ModbusClient: @unchecked Sendable {
             modbus_free(context)
             throw ClientError(message: "connect: \(message)")
         }
+        // libmodbus's client waits in select(), and glibc aborts the whole process when a
+        // descriptor is beyond FD_SETSIZE; a test process with hundreds of tests in flight can get
+        // there. Fail this client instead (`make test` limits the parallel tests to stay far below).
+        let descriptor = modbus_get_socket(context)
+        guard descriptor < FD_SETSIZE else {
+            modbus_close(context)
+            modbus_free(context)
+            throw ClientError(message: "descriptor \(descriptor) is beyond select()'s FD_SETSIZE (\(FD_SETSIZE))")
+        }
         self.context = context
     }
 
