@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sec1000", targets: ["sec1000"]),
         .library(name: "SEC1000Protocol", targets: ["SEC1000Protocol"]),
+        .library(name: "Locking", targets: ["Locking"]),
         .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "SEC1000Client", targets: ["SEC1000Client"]),
         .library(name: "SEC1000Simulator", targets: ["SEC1000Simulator"]),
@@ -24,20 +25,22 @@ let package = Package(
     targets: [
         // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
         .target(name: "SEC1000Protocol", swiftSettings: strict),
+        // A value behind a pthread mutex: how threads share state here (Locked.swift says why).
+        .target(name: "Locking", swiftSettings: strict),
         // Blocking POSIX sockets with deadlines, shared by the client, the simulator and the server.
-        .target(name: "Sockets", dependencies: ["CSocketCalls"], swiftSettings: strict),
+        .target(name: "Sockets", dependencies: ["CSocketCalls", "Locking"], swiftSettings: strict),
         // Declarations of the Linux calls that Swift's Glibc module hides (accept4, pipe2).
         .systemLibrary(name: "CSocketCalls"),
         // Talking to a real device: transport, retry policy, pacing, zero-power filter.
         .target(
             name: "SEC1000Client",
-            dependencies: ["SEC1000Protocol", "Sockets", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // A simulated SEC1000 with fault injection.
         .target(
             name: "SEC1000Simulator",
-            dependencies: ["SEC1000Protocol", "Sockets", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // SunSpec models and their encoding: pure, no I/O.
@@ -51,14 +54,14 @@ let package = Package(
         // A Modbus TCP server on libmodbus that knows nothing of the SEC1000.
         .target(
             name: "ModbusServer",
-            dependencies: ["CModbus", "Sockets", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CModbus", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Pollers, the register map and the services that make up `sec1000 bridge`.
         .target(
             name: "Bridge",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec", "Locking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -80,13 +83,13 @@ let package = Package(
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
-            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000"],
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "sec1000"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "sec1000", "SunSpec",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "sec1000", "SunSpec",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

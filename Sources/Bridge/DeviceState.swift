@@ -1,6 +1,6 @@
 import SEC1000Protocol
 import SunSpec
-import Synchronization
+import Locking
 
 /// One good poll, encoded for serving.
 public struct Sample: Sendable {
@@ -67,7 +67,7 @@ public final class DeviceState: Sendable {
     /// The device's SunSpec image with models 103 and 203 left out: its marker, model 1 and end
     /// model are served from here whatever the age of the data.
     public let sunSpecStatic: [UInt16]
-    private let snapshot = Mutex(DeviceSnapshot())
+    private let snapshot = Locked(DeviceSnapshot())
 
     public init(unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil) {
         self.unit = unit

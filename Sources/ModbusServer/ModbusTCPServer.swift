@@ -6,6 +6,7 @@ import Darwin
 import CModbus
 import Logging
 import Sockets
+import Locking
 import Synchronization
 
 /// How the server treats its clients.
@@ -55,8 +56,8 @@ public final class ModbusTCPServer: Sendable {
     private let logger: Logger
     private let wake = WakeSignal()
     private let stopping = Atomic<Bool>(false)
-    private let thread = Mutex<BlockingThread?>(nil)
-    private let stats = Mutex(ServerStatistics())
+    private let thread = Locked<BlockingThread?>(nil)
+    private let stats = Locked(ServerStatistics())
     private let completions: CompletionQueue
 
     /// Binds the listening socket; `start()` begins serving.

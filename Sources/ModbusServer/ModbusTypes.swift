@@ -1,5 +1,5 @@
 import Sockets
-import Synchronization
+import Locking
 
 /// A Modbus exception code, as the server answers it.
 public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringConvertible {
@@ -73,7 +73,7 @@ public struct WriteCompletion: Sendable {
 
 /// Outcomes of deferred writes on their way back to the network thread.
 final class CompletionQueue: Sendable {
-    private let items = Mutex<[(UInt64, WriteOutcome)]>([])
+    private let items = Locked<[(UInt64, WriteOutcome)]>([])
     private let wake: WakeSignal
 
     init(wake: WakeSignal) { self.wake = wake }

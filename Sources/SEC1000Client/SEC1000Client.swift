@@ -7,7 +7,7 @@ import Dispatch
 import Logging
 import SEC1000Protocol
 import Sockets
-import Synchronization
+import Locking
 
 /// How often to try a request, and how long to wait between tries.
 public struct RetryPolicy: Sendable, Equatable {
@@ -40,7 +40,7 @@ public final class SEC1000Client: Sendable {
 
     private let queue: DispatchQueue
     /// When the last transaction ended; touched only on `queue`, guarded for the compiler's sake.
-    private let lastTransactionEnd = Mutex<ContinuousClock.Instant?>(nil)
+    private let lastTransactionEnd = Locked<ContinuousClock.Instant?>(nil)
 
     public init(address: SocketAddress, timeouts: Timeouts = Timeouts(), minimumGap: Duration = .seconds(1)) {
         self.address = address
@@ -129,9 +129,9 @@ public final class SEC1000Client: Sendable {
 
 /// Resumes a continuation once, whoever comes first: the transaction or its cancellation.
 private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<T, Never>?>
+    private let continuation: Locked<CheckedContinuation<T, Never>?>
 
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Mutex(continuation) }
+    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Locked(continuation) }
 
     func resume(_ value: T) {
         continuation.withLock { $0.take() }?.resume(returning: value)

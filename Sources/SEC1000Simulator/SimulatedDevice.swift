@@ -6,7 +6,7 @@ import Darwin
 import Logging
 import SEC1000Protocol
 import Sockets
-import Synchronization
+import Locking
 
 /// What the simulated device does and how it misbehaves.
 public struct SimulatorConfiguration: Sendable {
@@ -98,8 +98,8 @@ public final class SimulatedDevice: Sendable {
     public let port: UInt16
     private let listener: TCPListener
     private let wake = WakeSignal()
-    private let state: Mutex<State>
-    private let acceptThread = Mutex<BlockingThread?>(nil)
+    private let state: Locked<State>
+    private let acceptThread = Locked<BlockingThread?>(nil)
     private let logger: Logger
 
     /// Binds the listening socket; `start()` begins answering.
@@ -108,7 +108,7 @@ public final class SimulatedDevice: Sendable {
         port = listener.port
         var seed = configuration.seed ?? UInt64(ContinuousClock.now.hashValue.magnitude)
         if seed == 0 { seed = 1 }
-        state = Mutex(State(configuration: configuration, random: SplitMix64(state: seed)))
+        state = Locked(State(configuration: configuration, random: SplitMix64(state: seed)))
         self.logger = logger
     }
 

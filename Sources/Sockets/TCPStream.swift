@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Synchronization
+import Locking
 
 /// A connected TCP socket whose every operation is bounded by a deadline.
 ///
@@ -159,7 +159,7 @@ public final class SocketInterrupter: Sendable {
         var interrupted = false
         var handlers: [@Sendable () -> Void] = []
     }
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     public init() {}
 

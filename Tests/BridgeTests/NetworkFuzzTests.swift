@@ -4,7 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Bridge
-import Synchronization
+import Locking
 import Testing
 
 extension Reliability {

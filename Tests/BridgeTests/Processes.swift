@@ -1,6 +1,6 @@
 import Foundation
 import Sockets
-import Synchronization
+import Locking
 
 /// What a program that ran to its end left behind.
 struct ProcessOutcome: Sendable {
@@ -36,7 +36,7 @@ private func blockingRun(_ command: [String], timeout: Int) throws -> ProcessOut
     process.standardError = errors
     try process.run()
     // Both pipes are drained at once, so a chatty stream cannot fill its pipe and stall the child.
-    let errorData = Mutex(Data())
+    let errorData = Locked(Data())
     let errorReader = BlockingThread { errorData.withLock { $0 = errors.fileHandleForReading.readDataToEndOfFile() } }
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     errorReader.join()

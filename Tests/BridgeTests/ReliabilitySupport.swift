@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Sockets
+import Locking
 import Synchronization
 import Testing
 

@@ -3,6 +3,7 @@ import Foundation
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import Locking
 import Testing
 
 extension Reliability {
@@ -157,29 +158,18 @@ struct ReadSample: Sendable {
 }
 
 /// Reads handed from the clients to the checker.
-///
-/// An `NSLock` (a pthread mutex), not a `Mutex`: on Linux a contended `Mutex` is handed over by
-/// the kernel (FUTEX_LOCK_PI / FUTEX_UNLOCK_PI) with no atomic operation in user space, so
-/// ThreadSanitizer sees no synchronization and reports the critical sections of this busy queue
-/// as racing. It understands pthread mutexes. `@unchecked Sendable`: `samples` is only touched
-/// under `lock`.
-final class SampleQueue: @unchecked Sendable {
-    private let lock = NSLock()
-    private var samples: [ReadSample] = []
+final class SampleQueue: Sendable {
+    private let samples = Locked<[ReadSample]>([])
 
     func append(_ more: [ReadSample]) {
-        lock.lock()
-        samples += more
-        lock.unlock()
+        samples.withLock { $0 += more }
     }
 
     func takeAll() -> [ReadSample] {
-        lock.lock()
-        defer {
-            samples = []
-            lock.unlock()
+        samples.withLock { taken in
+            defer { taken = [] }
+            return taken
         }
-        return samples
     }
 }
 

@@ -7,7 +7,7 @@ import SEC1000Protocol
 import SEC1000Simulator
 import ServiceLifecycle
 import Sockets
-import Synchronization
+import Locking
 import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -226,7 +226,7 @@ func sec1000Executable() throws -> URL {
 
 /// Keeps every log message with its metadata, for tests of what the bridge logs.
 final class LogRecorder: Sendable {
-    private let lines = Mutex<[String]>([])
+    private let lines = Locked<[String]>([])
 
     var messages: [String] { lines.withLock { $0 } }
 

@@ -5,7 +5,7 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
-import Synchronization
+import Locking
 
 struct ChildProcessError: Error, CustomStringConvertible {
     let description: String
@@ -36,8 +36,8 @@ final class ChildProcess: Sendable {
 
     /// Written by Foundation's termination handler and the pipe readers, on their own threads.
     private final class State: Sendable {
-        let termination = Mutex<(status: Int32, signalled: Bool)?>(nil)
-        let output = Mutex<[Data]>([Data(), Data()])
+        let termination = Locked<(status: Int32, signalled: Bool)?>(nil)
+        let output = Locked<[Data]>([Data(), Data()])
         let exited = DispatchSemaphore(value: 0)
         let drained = DispatchGroup()
     }

@@ -12,7 +12,7 @@ import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
-import Synchronization
+import Locking
 import Testing
 
 /// The 56 bytes a real SEC1000 sent (the protocol notes' golden capture).
@@ -202,11 +202,11 @@ final class ScriptedServer: Sendable {
 
     let port: UInt16
     private let listener: TCPListener
-    private let received = Mutex<[UInt8]>([])
-    private let clientClosed = Mutex(false)
+    private let received = Locked<[UInt8]>([])
+    private let clientClosed = Locked(false)
     private let requestArrived = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
-    private let thread = Mutex<BlockingThread?>(nil)
+    private let thread = Locked<BlockingThread?>(nil)
 
     /// Listens on an ephemeral loopback port and plays `script` to the first connection, after
     /// reading one whole request frame from it.
