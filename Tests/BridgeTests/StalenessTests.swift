@@ -68,12 +68,12 @@ struct StalenessTests {
             let opened = harness.device.records.map(\.opened).sorted()
             let gaps = zip(opened, opened.dropFirst()).map { $1 - $0 }
             // 50, 100, 200, 400, 400, ... ms: later gaps are long (without back-off all would be
-            // 50 ms), and once the cap is reached none is beyond it by much (uncapped they would be
-            // 800, 1600, 3200 ms). The device stamps a connection when its accept thread runs, which
-            // a busy machine may delay: one late stamp lengthens a gap and shortens the next. The
-            // first gaps are not bounded above: they fall in the test run's busy start.
+            // 50 ms), and once the cap is reached they stop growing (uncapped they would be 800,
+            // 1600, 3200 ms). A busy machine delays a timer or the device's accept thread now and
+            // then: one late stamp lengthens a gap and shortens the next, so one gap of the capped
+            // ones may be long, and the first gaps, in the test run's busy start, are not bounded.
             #expect(gaps[2...].allSatisfy { $0 >= .milliseconds(150) }, "\(gaps)")
-            #expect(gaps[3...].allSatisfy { $0 < .milliseconds(400) + .milliseconds(300) }, "\(gaps)")
+            #expect(gaps[3...].filter { $0 >= .milliseconds(400) + .milliseconds(300) }.count <= 1, "\(gaps)")
         }
     }
 }
