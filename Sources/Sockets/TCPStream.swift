@@ -25,6 +25,9 @@ public struct TCPStream: ~Copyable, Sendable {
 
     deinit {
         interrupter?.unregister(descriptor)
+        // Shut down first: the peer hears the end at once even while a copy of the descriptor
+        // lives on, in a child process another thread is spawning, between its fork and its exec.
+        shutdown(descriptor, Int32(SHUT_RDWR))
         close(descriptor)
     }
 

@@ -6,9 +6,10 @@ import Darwin
 import Sockets
 import Testing
 
-/// No descriptor of ours leaks into a child process. A connection the parent closes must end at
-/// once, however long a child started meanwhile (a script, mbpoll in the tests) lives: a child
-/// holding a copy kept a device connection open until it exited, and the device saw two at once.
+/// A connection the owner closes ends at once, whatever child processes other threads start:
+/// a child holding a copy of a device connection kept it open, and the simulated device saw the
+/// next transaction open beside it. Descriptors are close-on-exec, and a stream shuts its socket
+/// down before closing it (a child holds copies between its fork and its exec).
 @Suite("Descriptors and child processes")
 struct InheritanceTests {
     func closesOnExec(_ fd: Int32) -> Bool { fcntl(fd, F_GETFD) & FD_CLOEXEC != 0 }
@@ -55,6 +56,28 @@ struct InheritanceTests {
         var byte: UInt8 = 0
         #expect(recv(accepted, &byte, 1, Int32(MSG_DONTWAIT)) == 0)
         #expect(kill(child, 0) == 0, "the child ended before the check")
+    }
+
+    /// Close-on-exec acts only at the exec: between a fork and its exec the child holds a copy
+    /// of every descriptor. Dropping a stream still ends its connection at once.
+    @Test func aDroppedStreamEndsItsConnectionWhileACopyOfItsDescriptorLives() throws {
+        let listener = try TCPListener(bind: SocketAddress(host: "127.0.0.1", port: 0))
+        let connected = try TCPStream.connect(
+            to: SocketAddress(host: "127.0.0.1", port: listener.port), timeout: .seconds(5))
+        // The copy a forked child would hold.
+        let copy = dup(connected.descriptor)
+        var stream: TCPStream? = consume connected
+        var ready = [pollfd(fd: listener.descriptor, events: Int16(POLLIN), revents: 0)]
+        _ = pollDescriptors(&ready, timeout: .seconds(5))
+        let accepted = try #require(try listener.acceptDescriptor())
+        defer { close(accepted) }
+        defer { close(copy) }
+        _ = stream.take()
+
+        var closing = [pollfd(fd: accepted, events: Int16(POLLIN), revents: 0)]
+        #expect(pollDescriptors(&closing, timeout: .seconds(5)) == 1, "no end of stream while a copy lives")
+        var byte: UInt8 = 0
+        #expect(recv(accepted, &byte, 1, Int32(MSG_DONTWAIT)) == 0)
     }
 
     /// Spawns `arguments` with no file actions: the child inherits every descriptor not marked
