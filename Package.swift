@@ -9,7 +9,6 @@ let package = Package(
     products: [
         .executable(name: "sec1000", targets: ["sec1000"]),
         .library(name: "SEC1000Protocol", targets: ["SEC1000Protocol"]),
-        .library(name: "Locking", targets: ["Locking"]),
         .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "SEC1000Client", targets: ["SEC1000Client"]),
         .library(name: "SEC1000Simulator", targets: ["SEC1000Simulator"]),

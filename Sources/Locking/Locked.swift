@@ -18,7 +18,13 @@ public final class Locked<Value> {
     public init(_ value: Value) {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
-        let status = pthread_mutex_init(mutex, nil)
+        // Error-checking, so that taking the lock again on its own thread traps, as `Mutex` does,
+        // instead of deadlocking in silence.
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        defer { pthread_mutexattr_destroy(&attributes) }
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ERRORCHECK))
+        let status = pthread_mutex_init(mutex, &attributes)
         precondition(status == 0, "pthread_mutex_init: \(status)")
         self.value = value
     }
@@ -28,11 +34,12 @@ public final class Locked<Value> {
         mutex.deallocate()
     }
 
-    /// Runs `body` with the value, holding the lock; `body` must not call back into this lock.
+    /// Runs `body` with the value, holding the lock; `body` must not take this lock again.
     public func withLock<Result, Failure: Error>(
         _ body: (inout Value) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        pthread_mutex_lock(mutex)
+        let status = pthread_mutex_lock(mutex)
+        precondition(status == 0, "Locked.withLock inside withLock of the same lock (\(status))")
         defer { pthread_mutex_unlock(mutex) }
         return try body(&value)
     }

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import CSocketCalls
+internal import CSocketCalls
 import Glibc
 #elseif canImport(Darwin)
 import Darwin

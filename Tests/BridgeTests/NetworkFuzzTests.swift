@@ -4,7 +4,6 @@ import Glibc
 import Darwin
 #endif
 import Bridge
-import Locking
 import Testing
 
 extension Reliability {

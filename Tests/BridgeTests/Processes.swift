@@ -41,6 +41,9 @@ private func blockingRun(_ command: [String], timeout: Int) throws -> ProcessOut
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     errorReader.join()
     process.waitUntilExit()
+    // Closed now, not when Foundation lets go of the Process, which on Linux may be never.
+    try? output.fileHandleForReading.close()
+    try? errors.fileHandleForReading.close()
     return ProcessOutcome(
         status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
         errors: String(decoding: errorData.withLock { $0 }, as: UTF8.self))
@@ -62,13 +65,15 @@ struct BridgeProcess: Sendable {
         process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
                              "--min-gap", "0", "--log-level", "warning"] + extra
         let output = Pipe()
+        process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
         process.standardError = FileHandle.nullDevice
         try process.run()
         // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
         var text = ""
-        let deadline = Date.now.addingTimeInterval(20)
-        while !text.contains("\n"), Date.now < deadline {
+        let deadline = ContinuousClock.now + .seconds(20)
+        var ready = [pollfd(fd: output.fileHandleForReading.fileDescriptor, events: Int16(POLLIN), revents: 0)]
+        while !text.contains("\n"), pollDescriptors(&ready, timeout: deadline - .now) == 1 {
             let chunk = output.fileHandleForReading.availableData
             if chunk.isEmpty { break }
             text += String(decoding: chunk, as: UTF8.self)

@@ -5,7 +5,6 @@ import Darwin
 #endif
 import Foundation
 import Sockets
-import Locking
 import Synchronization
 import Testing
 

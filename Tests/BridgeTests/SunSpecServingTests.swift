@@ -5,7 +5,6 @@ import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
 import SunSpec
-import Locking
 import Testing
 
 /// Reads the whole SunSpec image (231 registers) in two requests.

@@ -1,6 +1,9 @@
 import Bridge
 import CModbus
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Logging
 import SEC1000Client
 import SEC1000Protocol
@@ -51,26 +54,50 @@ final class ModbusClient: @unchecked Sendable {
     private let context: OpaquePointer
 
     init(port: UInt16, unit: Int32 = 1) throws {
+        let descriptor = try Self.connect(port: port)
         // Configured in a local first: a class whose init throws after its properties are set
         // runs deinit, which would free the context a second time.
         let context = modbus_new_tcp("127.0.0.1", Int32(port))!
         modbus_set_slave(context, unit)
         modbus_set_response_timeout(context, 3, 0)
-        guard modbus_connect(context) == 0 else {
-            let message = String(cString: modbus_strerror(errno))
-            modbus_free(context)
-            throw ClientError(message: "connect: \(message)")
-        }
-        // libmodbus's client waits in select(), and glibc aborts the whole process when a
-        // descriptor is beyond FD_SETSIZE; a test process with hundreds of tests in flight can get
-        // there. Fail this client instead (`make test` limits the parallel tests to stay far below).
-        let descriptor = modbus_get_socket(context)
-        guard descriptor < FD_SETSIZE else {
-            modbus_close(context)
-            modbus_free(context)
-            throw ClientError(message: "descriptor \(descriptor) is beyond select()'s FD_SETSIZE (\(FD_SETSIZE))")
-        }
+        modbus_set_socket(context, descriptor)
         self.context = context
+    }
+
+    /// A connection to the bridge, made here rather than by `modbus_connect`: libmodbus waits in
+    /// `select()`, from its connect on, and glibc aborts the whole process for a descriptor at or
+    /// beyond FD_SETSIZE, which a test process with many tests in flight can reach. Such a
+    /// descriptor fails this client alone. Non-blocking with TCP_NODELAY, as libmodbus makes its own.
+    private static func connect(port: UInt16) throws -> Int32 {
+        func failure(_ call: String, _ code: Int32 = errno) -> ClientError {
+            ClientError(message: "\(call): \(String(cString: strerror(code)))")
+        }
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw failure("socket") }
+        guard fd < FD_SETSIZE else {
+            close(fd)
+            throw ClientError(message: "descriptor \(fd) is beyond select()'s FD_SETSIZE (\(FD_SETSIZE))")
+        }
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        let status = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        if status != 0 {
+            guard errno == EINPROGRESS else { let error = failure("connect"); close(fd); throw error }
+            // The 3 s libmodbus gives a connect.
+            var entry = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            guard poll(&entry, 1, 3000) == 1 else { close(fd); throw failure("connect", ETIMEDOUT) }
+            var error: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+            guard error == 0 else { close(fd); throw failure("connect", error) }
+        }
+        return fd
     }
 
     deinit {
