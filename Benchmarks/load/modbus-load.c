@@ -426,16 +426,22 @@ static int conn_read(struct worker *w, struct conn *c)
     }
 }
 
+/* A connection that never came up: counted (inside the window) and closed. */
+static void connect_failed(struct worker *w, struct conn *c)
+{
+    int in_window = atomic_load_explicit(&phase, memory_order_relaxed) == PHASE_MEASURE;
+    if (in_window)
+        w->connect_failures++;
+    count_error(w, in_window);
+    conn_close(w, c, now_ns());
+}
+
 static void conn_event(struct worker *w, struct conn *c, uint32_t events)
 {
     uint64_t now;
     if (c->state == C_CONNECTING) {
         if (events & (EPOLLERR | EPOLLHUP)) {
-            int in_window = atomic_load_explicit(&phase, memory_order_relaxed) == PHASE_MEASURE;
-            if (in_window)
-                w->connect_failures++;
-            count_error(w, in_window);
-            conn_close(w, c, now_ns());
+            connect_failed(w, c);
             return;
         }
         if (events & EPOLLOUT) {
@@ -443,11 +449,7 @@ static void conn_event(struct worker *w, struct conn *c, uint32_t events)
             socklen_t length = sizeof error;
             getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &length);
             if (error != 0) {
-                int in_window = atomic_load_explicit(&phase, memory_order_relaxed) == PHASE_MEASURE;
-                if (in_window)
-                    w->connect_failures++;
-                count_error(w, in_window);
-                conn_close(w, c, now_ns());
+                connect_failed(w, c);
                 return;
             }
             set_events(w, c, 0);

@@ -37,7 +37,10 @@ private func blockingRun(_ command: [String], timeout: Int) throws -> ProcessOut
     try process.run()
     // Both pipes are drained at once, so a chatty stream cannot fill its pipe and stall the child.
     let errorData = Locked(Data())
-    let errorReader = BlockingThread { errorData.withLock { $0 = errors.fileHandleForReading.readDataToEndOfFile() } }
+    let errorReader = BlockingThread {
+        let data = errors.fileHandleForReading.readDataToEndOfFile()
+        errorData.withLock { $0 = data }
+    }
     let outputData = output.fileHandleForReading.readDataToEndOfFile()
     errorReader.join()
     process.waitUntilExit()

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Foundation
+import SEC1000Simulator
 import Sockets
 import Synchronization
 import Testing
@@ -61,17 +62,11 @@ enum ReliabilityEnvironment {
     }
 }
 
-/// A seedable generator (SplitMix64), so a failing fuzz or soak run can be replayed from its seed.
-struct SeededGenerator: RandomNumberGenerator, Sendable {
-    var state: UInt64
-    init(seed: UInt64) { state = seed == 0 ? 0x5EC1000 : seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+/// The simulator's seedable generator, so a failing fuzz or soak run can be replayed from its seed.
+typealias SeededGenerator = SplitMix64
+
+extension SplitMix64 {
+    init(seed: UInt64) { self.init(state: seed == 0 ? 0x5EC1000 : seed) }
 
     mutating func chance(_ probability: Double) -> Bool { Double.random(in: 0..<1, using: &self) < probability }
     mutating func byte() -> UInt8 { UInt8(truncatingIfNeeded: next()) }
