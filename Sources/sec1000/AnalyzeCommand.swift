@@ -21,7 +21,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
     @Option(help: "The SEC1000's TCP port.")
     var port: UInt16 = 1234
 
-    @Option(help: "Seconds to wait for the connection and for the answer.")
+    @Option(help: "Seconds to wait for the connection and for the answer.", transform: NumberArgument.seconds(Ranges.deviceTimeout))
     var timeout: Double = 10
 
     @Option(help: "The command the answer is for: measurements or settings.")
@@ -36,7 +36,6 @@ struct AnalyzeCommand: AsyncParsableCommand {
     func validate() throws {
         guard (hex == nil) != (host == nil) else { throw ValidationError("give exactly one of --hex and --host") }
         if let hex, parseHexBytes(hex) == nil { throw ValidationError("--hex is not a sequence of hex bytes") }
-        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
     }
 
     func run() async throws {

@@ -21,34 +21,34 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "Where to serve Modbus TCP, HOST:PORT.")
     var listen: String = "0.0.0.0:502"
 
-    @Option(help: "Seconds between polls of a device (under 5 s risks overloading a real device).")
+    @Option(help: "Seconds between polls of a device (under 5 s risks overloading a real device).", transform: NumberArgument.seconds(0.01...86400))
     var interval: Double = 10
 
-    @Option(help: "Seconds after which data are no longer served (default: 3 intervals).")
+    @Option(help: "Seconds after which data are no longer served (default: 3 intervals).", transform: NumberArgument.seconds(0.01...864000))
     var staleAfter: Double?
 
-    @Option(help: "Open Modbus connections at most; at the limit the longest-idle one is closed.")
+    @Option(help: "Open Modbus connections at most; at the limit the longest-idle one is closed.", transform: NumberArgument.integer(1...10000))
     var maxConnections: Int = 64
 
-    @Option(help: "Seconds without a complete request after which a connection is closed.")
+    @Option(help: "Seconds without a complete request after which a connection is closed.", transform: NumberArgument.seconds(0.01...604800))
     var idleTimeout: Double = 60
 
     @Option(help: "How the device signs the meter power: import-positive (the original tool's reading) or export-positive.")
     var gridSign: GridSignOption = .importPositive
 
-    @Option(help: "Seconds to wait for a device to connect and, again, to answer.")
+    @Option(help: "Seconds to wait for a device to connect and, again, to answer.", transform: NumberArgument.seconds(Ranges.deviceTimeout))
     var timeout: Double = 5
 
-    @Option(help: "Attempts per poll.")
+    @Option(help: "Attempts per poll.", transform: NumberArgument.integer(Ranges.retries))
     var retries: Int = 3
 
-    @Option(help: "Seconds between attempts of one poll.")
+    @Option(help: "Seconds between attempts of one poll.", transform: NumberArgument.seconds(Ranges.retryWait))
     var retryWait: Double = 2
 
-    @Option(help: "Least seconds between two transactions with one device.")
+    @Option(help: "Least seconds between two transactions with one device.", transform: NumberArgument.seconds(0...3600))
     var minGap: Double = 1
 
-    @Option(help: "Longest pause, in seconds, between polls of a device that keeps failing.")
+    @Option(help: "Longest pause, in seconds, between polls of a device that keeps failing.", transform: NumberArgument.seconds(0...86400))
     var maxBackoff: Double = 60
 
     @Option(help: "trace, debug, info, notice, warning, error or critical.")
@@ -60,13 +60,13 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "A client network allowed to write, as CIDR (192.168.1.0/24, 10.0.0.7); repeat for more. Empty: nobody.")
     var controlAllow: [String] = []
 
-    @Option(help: "The highest export limit a write may set, W.")
+    @Option(help: "The highest export limit a write may set, W.", transform: NumberArgument.integer(0...Int32.max))
     var maxExportLimit: Int32?
 
-    @Option(help: "Seconds a write may take on the device before it is answered with exception 0x0B.")
+    @Option(help: "Seconds a write may take on the device before it is answered with exception 0x0B.", transform: NumberArgument.seconds(0.01...3600))
     var writeTimeout: Double = 30
 
-    @Option(help: "Read the export settings from the device every this many good polls.")
+    @Option(help: "Read the export settings from the device every this many good polls.", transform: NumberArgument.integer(1...1_000_000))
     var settingsEvery: Int = 30
 
     @Flag(help: "Set the device clock from this host at start and once a day.")
@@ -85,17 +85,8 @@ struct BridgeCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard simulate || !devices.isEmpty else { throw ValidationError("give at least one --device, or --simulate") }
-        guard interval > 0, interval <= 86400 else { throw ValidationError("--interval must be between 0 and 86400 seconds") }
+        // Each number's range is checked as it is parsed (NumberArgument); here only what ties two together.
         if let staleAfter, staleAfter < interval { throw ValidationError("--stale-after must be at least --interval") }
-        guard (1...10000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 10000") }
-        guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
-        guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
-        guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
-        guard writeTimeout > 0 else { throw ValidationError("--write-timeout must be positive") }
-        guard settingsEvery >= 1 else { throw ValidationError("--settings-every must be at least 1") }
-        guard retryWait >= 0, minGap >= 0, maxBackoff >= 0 else {
-            throw ValidationError("--retry-wait, --min-gap and --max-backoff must not be negative")
-        }
         try simulation.check()
         _ = try bridgeConfiguration(simulatorPort: simulate ? 1 : nil)
     }

@@ -19,7 +19,9 @@ struct EnergyOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Set the inverters' production counter (Wh), as --energy-import-wh.", valueName: "[unit=]wh"))
     var energyProductionWh: [String] = []
 
-    @Option(help: "Seconds between saves of the energy counters while running (they are also saved at shutdown).")
+    @Option(
+        help: "Seconds between saves of the energy counters while running (they are also saved at shutdown).",
+        transform: NumberArgument.seconds(0.01...86400))
     var energySaveInterval: Double = 60
 
     @Option(help: ArgumentHelp(

@@ -16,12 +16,8 @@ struct DeviceOptions: ParsableArguments {
     @Option(help: "The SEC1000's TCP port.")
     var port: UInt16 = 1234
 
-    @Option(help: "Seconds to wait for the connection and, again, for the answer.")
+    @Option(help: "Seconds to wait for the connection and, again, for the answer.", transform: NumberArgument.seconds(Ranges.deviceTimeout))
     var timeout: Double = 10
-
-    func validate() throws {
-        guard timeout > 0, timeout <= 3600 else { throw ValidationError("--timeout must be between 0 and 3600 seconds") }
-    }
 
     var address: SocketAddress { SocketAddress(host: host, port: port) }
     var timeouts: Timeouts { Timeouts(connect: .seconds(timeout), answer: .seconds(timeout)) }

@@ -9,10 +9,10 @@ struct ReadCommand: AsyncParsableCommand {
 
     @OptionGroup var device: DeviceOptions
 
-    @Option(help: "Attempts in all before giving up.")
+    @Option(help: "Attempts in all before giving up.", transform: NumberArgument.integer(Ranges.retries))
     var retries: Int = 10
 
-    @Option(help: "Seconds to wait between attempts.")
+    @Option(help: "Seconds to wait between attempts.", transform: NumberArgument.seconds(Ranges.retryWait))
     var retryWait: Double = 5
 
     @Option(help: "The zero-power filter's cache file (default: under $XDG_CACHE_HOME or ~/.cache/sec1000).")
@@ -21,20 +21,16 @@ struct ReadCommand: AsyncParsableCommand {
     @Flag(help: "Use no cache file: the filter starts empty on every run.")
     var noCache = false
 
-    @Option(help: "Values the zero-power filter keeps.")
+    @Option(help: "Values the zero-power filter keeps.", transform: NumberArgument.integer(1...1000))
     var cacheItems: Int = 10
 
-    @Option(help: "Seconds after which an unchanged cache is emptied.")
+    @Option(help: "Seconds after which an unchanged cache is emptied.", transform: NumberArgument.seconds(0.001...31_536_000))
     var cacheMaxAge: Double = 1200
 
     @Option(help: "json (the original tool's keys and units) or text.")
     var format: OutputFormat = .json
 
     func validate() throws {
-        guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
-        guard retryWait >= 0 else { throw ValidationError("--retry-wait must not be negative") }
-        guard cacheItems >= 1 else { throw ValidationError("--cache-items must be at least 1") }
-        guard cacheMaxAge > 0 else { throw ValidationError("--cache-max-age must be positive") }
         guard !(noCache && cache != nil) else { throw ValidationError("--cache and --no-cache exclude each other") }
     }
 

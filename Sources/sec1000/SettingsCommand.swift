@@ -12,19 +12,14 @@ struct SettingsCommand: AsyncParsableCommand {
     struct Connection: ParsableArguments {
         @OptionGroup var device: DeviceOptions
 
-        @Option(help: "Attempts in all for each transaction.")
+        @Option(help: "Attempts in all for each transaction.", transform: NumberArgument.integer(Ranges.retries))
         var retries: Int = 3
 
-        @Option(help: "Seconds to wait between attempts.")
+        @Option(help: "Seconds to wait between attempts.", transform: NumberArgument.seconds(Ranges.retryWait))
         var retryWait: Double = 5
 
         @Option(help: "json or text.")
         var format: OutputFormat = .text
-
-        func validate() throws {
-            guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
-            guard retryWait >= 0 else { throw ValidationError("--retry-wait must not be negative") }
-        }
 
         var client: SEC1000Client { SEC1000Client(address: device.address, timeouts: device.timeouts, minimumGap: .seconds(1)) }
         var policy: RetryPolicy { RetryPolicy(attempts: retries, wait: .seconds(double: retryWait)) }

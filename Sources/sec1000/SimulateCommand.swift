@@ -50,27 +50,27 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Answer every measurements request with the real capture from the protocol notes.")
     var capture = false
 
-    @Option(help: "Installed PV power of the simulated site, W.")
+    @Option(help: "Installed PV power of the simulated site, W.", transform: NumberArgument.decimal(0...10_000_000, unit: "W"))
     var peakPower: Double = 8000
 
-    @Option(help: "Seconds in a simulated day; 86400 follows the local clock.")
+    @Option(help: "Seconds in a simulated day; 86400 follows the local clock.", transform: NumberArgument.seconds(60...31_536_000))
     var dayLength: Double = 86400
 
-    @Option(help: "Probability of a short (status) answer to a measurements request.")
+    @Option(help: "Probability of a short (status) answer to a measurements request.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var shortAnswerRate: Double = 0
-    @Option(help: "Probability of a false 0 W inverters power.")
+    @Option(help: "Probability of a false 0 W inverters power.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var zeroPowerRate: Double = 0
-    @Option(help: "Probability of a bad checksum.")
+    @Option(help: "Probability of a bad checksum.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var badChecksumRate: Double = 0
-    @Option(help: "Probability of an answer cut short.")
+    @Option(help: "Probability of an answer cut short.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var truncateRate: Double = 0
-    @Option(help: "Probability of never answering.")
+    @Option(help: "Probability of never answering.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var hangRate: Double = 0
-    @Option(help: "Probability of closing the connection at once (a reset).")
+    @Option(help: "Probability of closing the connection at once (a reset).", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var dropRate: Double = 0
-    @Option(help: "Probability of answering only after --delay.")
+    @Option(help: "Probability of answering only after --delay.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var slowRate: Double = 0
-    @Option(help: "Seconds a slow answer takes.")
+    @Option(help: "Seconds a slow answer takes.", transform: NumberArgument.seconds(0...3600))
     var delay: Double = 2
     @Option(help: "Seed for the fault decisions, to replay a run.")
     var seed: UInt64?
@@ -86,16 +86,8 @@ struct SimulationOptions: ParsableArguments {
         var byte: UInt8 { self == .ack ? 0x06 : 0x15 }
     }
 
-    func check() throws {
-        let rates = [("short-answer", shortAnswerRate), ("zero-power", zeroPowerRate), ("bad-checksum", badChecksumRate),
-                     ("truncate", truncateRate), ("hang", hangRate), ("drop", dropRate), ("slow", slowRate)]
-        for (name, rate) in rates where !(0...1).contains(rate) {
-            throw ValidationError("--\(name)-rate must be between 0 and 1")
-        }
-        guard delay >= 0 else { throw ValidationError("--delay must not be negative") }
-        guard peakPower >= 0, peakPower < 1e7 else { throw ValidationError("--peak-power must be between 0 and 10000000 W") }
-        guard dayLength >= 60 else { throw ValidationError("--day-length must be at least 60 seconds") }
-    }
+    /// Each number's range is checked as it is parsed (NumberArgument).
+    func check() throws {}
 
     var configuration: SimulatorConfiguration {
         SimulatorConfiguration(
