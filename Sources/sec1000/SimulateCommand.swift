@@ -68,6 +68,8 @@ struct SimulationOptions: ParsableArguments {
     var hangRate: Double = 0
     @Option(help: "Probability of closing the connection at once (a reset).")
     var dropRate: Double = 0
+    @Option(help: "Probability of a valid measurements answer with impossible values (-230 V, 2147483647 W).")
+    var implausibleRate: Double = 0
     @Option(help: "Probability of answering only after --delay.")
     var slowRate: Double = 0
     @Option(help: "Seconds a slow answer takes.")
@@ -88,7 +90,8 @@ struct SimulationOptions: ParsableArguments {
 
     func check() throws {
         let rates = [("short-answer", shortAnswerRate), ("zero-power", zeroPowerRate), ("bad-checksum", badChecksumRate),
-                     ("truncate", truncateRate), ("hang", hangRate), ("drop", dropRate), ("slow", slowRate)]
+                     ("truncate", truncateRate), ("hang", hangRate), ("drop", dropRate), ("slow", slowRate),
+                     ("implausible", implausibleRate)]
         for (name, rate) in rates where !(0...1).contains(rate) {
             throw ValidationError("--\(name)-rate must be between 0 and 1")
         }
@@ -101,7 +104,8 @@ struct SimulationOptions: ParsableArguments {
         SimulatorConfiguration(
             faults: FaultRates(
                 drop: dropRate, hang: hangRate, shortAnswer: shortAnswerRate, badChecksum: badChecksumRate,
-                truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay)),
+                truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay),
+                implausible: implausibleRate),
             seed: seed, model: MeasurementModel(peakPower: peakPower, dayLength: dayLength), replayCapture: capture,
             setStatus: setStatus.byte, ignoreSets: ignoreSets, dropSets: dropSets)
     }
