@@ -96,7 +96,8 @@ struct SimulationOptions: ParsableArguments {
             throw ValidationError("--\(name)-rate must be between 0 and 1")
         }
         guard delay >= 0 else { throw ValidationError("--delay must not be negative") }
-        guard peakPower >= 0, peakPower < 1e7 else { throw ValidationError("--peak-power must be between 0 and 10000000 W") }
+        // Above 7 MW a phase would carry more than the 10 kA the plausibility check allows.
+        guard peakPower >= 0, peakPower <= 7e6 else { throw ValidationError("--peak-power must be between 0 and 7000000 W") }
         guard dayLength >= 60 else { throw ValidationError("--day-length must be at least 60 seconds") }
     }
 

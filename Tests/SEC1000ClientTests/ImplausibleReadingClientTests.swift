@@ -62,3 +62,13 @@ struct ImplausibleReadingClientTests {
         }
     }
 }
+
+/// The simulator's model is a real site: the plausibility check never refuses it, at any time of
+/// day, up to the largest `--peak-power` that `simulate` accepts.
+@Test(arguments: [0, 8000, 7_000_000] as [Double])
+func theSimulatedSiteIsPlausibleAllDay(peakPower: Double) {
+    let model = MeasurementModel(peakPower: peakPower, dayLength: 86_400 / 4)
+    // Every 7 s over a compressed day, so clouds and loads go through many phases too.
+    let refused = stride(from: 0.0, to: 86_400, by: 7).compactMap { model.measurements(at: 1_800_000_000 + $0).implausibility() }
+    #expect(refused.isEmpty, "\(refused.prefix(3))")
+}
