@@ -99,6 +99,11 @@ public struct BridgeConfiguration: Sendable {
     /// How long the inverters must read 0 W while the grid reads as export before the bridge warns
     /// that `gridSign` is probably inverted.
     public var signCheckAfter: Duration = .seconds(900)
+    /// The plant maximum, W: a poll with a grid or inverters power beyond it adds no energy
+    /// (`--max-plant-power`; see `EnergyIntegrator`).
+    public var maxPlantPower: Double = BridgeConfiguration.defaultMaxPlantPower
+    /// 10 MW: above the 6.9 MW a SEC1000 can measure (3 × 230 V × 10 kA, the largest low-voltage CT).
+    public static let defaultMaxPlantPower: Double = 10_000_000
 
     public init(
         devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
@@ -139,6 +144,9 @@ public struct BridgeConfiguration: Sendable {
         guard control.writeTimeout > .zero else { throw .invalid("--write-timeout must be positive") }
         if let maximum = control.limits.maxExportLimit, maximum < 0 {
             throw .invalid("--max-export-limit must not be negative")
+        }
+        guard maxPlantPower > 0, maxPlantPower <= Double(Int32.max) else {
+            throw .invalid("--max-plant-power must be more than 0 and at most 2147483647 W")
         }
         try validateEnergyAndIdentity()
     }

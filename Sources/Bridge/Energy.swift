@@ -52,28 +52,53 @@ public struct EnergyCounters: Sendable, Equatable {
 /// export are the positive and negative parts of that line, split where it crosses zero, so a
 /// swing from import to export is not counted twice. Two polls further apart than `maximumGap`
 /// add nothing: the bridge does not guess what happened while it could not see.
+///
+/// A poll whose grid or inverters power is beyond `maximumPower` (the plant maximum) is refused:
+/// no plant can make such a step, so it adds nothing and does not start the next step either.
+/// Refusing the points refuses every step above `maximumPower` × elapsed time, since a trapezoid's
+/// mean never exceeds its larger end.
 public struct EnergyIntegrator: Sendable {
     public private(set) var counters: EnergyCounters
     public let maximumGap: Duration
+    /// The plant maximum, W: the most any power may be.
+    public let maximumPower: Double
     private var last: (instant: ContinuousClock.Instant, grid: Double, production: Double)?
 
-    public init(counters: EnergyCounters = .zero, maximumGap: Duration) {
+    /// What `add` did with a poll.
+    public enum Step: Sendable, Equatable {
+        /// The energy since the previous poll was added.
+        case counted
+        /// Nothing added: the first poll, or one after a gap.
+        case started
+        /// Nothing added: a power beyond the plant maximum (`power`, W).
+        case refused(power: Double)
+    }
+
+    public init(counters: EnergyCounters = .zero, maximumGap: Duration, maximumPower: Double = .infinity) {
         self.counters = counters
         self.maximumGap = maximumGap
+        self.maximumPower = maximumPower
     }
 
     /// Takes one good poll: grid power (W, + = import) and inverters power (W) measured at `instant`.
-    public mutating func add(gridPower: Int32, productionPower: Int32, at instant: ContinuousClock.Instant) {
+    @discardableResult
+    public mutating func add(gridPower: Int32, productionPower: Int32, at instant: ContinuousClock.Instant) -> Step {
         let grid = Double(gridPower)
         let production = Double(max(productionPower, 0))
+        let highest = max(abs(grid), production)
+        guard highest <= maximumPower else {
+            last = nil
+            return .refused(power: highest)
+        }
         defer { last = (instant, grid, production) }
-        guard let last, instant > last.instant, instant - last.instant <= maximumGap else { return }
+        guard let last, instant > last.instant, instant - last.instant <= maximumGap else { return .started }
         let elapsed = instant - last.instant
         let hours = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) * 1e-18) / 3600
         let (imported, exported) = Self.split(from: last.grid, to: grid)
         counters.gridImport += imported * hours
         counters.gridExport += exported * hours
         counters.production += (last.production + production) / 2 * hours
+        return .counted
     }
 
     /// The mean positive and mean negative parts (as magnitudes) of a line from `a` to `b` over a unit interval.

@@ -27,9 +27,12 @@ public struct Poller: Service {
     public func run() async throws {
         await cancelWhenGracefulShutdown {
             var filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
-            var energy = EnergyIntegrator(counters: startingEnergy, maximumGap: configuration.staleAfter)
+            var energy = EnergyIntegrator(
+                counters: startingEnergy, maximumGap: configuration.staleAfter, maximumPower: configuration.maxPlantPower)
             var signCheck = GridSignCheck(sustainedFor: configuration.signCheckAfter)
             var failedCycles = 0
+            // Whether an implausible reading was logged at warning since the last good poll.
+            var implausibleLogged = false
             var everUp = false
             var pollsSinceSettings = 0
             var nextClockSync = ContinuousClock.now
@@ -45,14 +48,28 @@ public struct Poller: Service {
                         // Shutting down is not a failure of the device.
                         guard error != .cancelled else { return }
                         state.recordFailure(code: RegisterMap.errorCode(error))
-                        logger.debug("poll attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                        if case .implausible(let reading, _) = error {
+                            // The first of a run at warning: a broken meter is not logged every poll.
+                            logger.log(level: implausibleLogged ? .debug : .warning, "implausible reading refused", metadata: [
+                                "attempt": "\(attempt)", "rule": "\(reading.rule.rawValue)", "detail": "\(reading.detail)",
+                                "values": "\(reading.measurements.rawValues)",
+                            ])
+                            implausibleLogged = true
+                        } else {
+                            logger.debug("poll attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
+                        }
                     }
                     let output = filter.filter(raw.invertersPower, at: unixTime())
                     var filtered = raw
                     filtered.invertersPower = output.value
                     let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
                     let taken = ContinuousClock.now
-                    energy.add(gridPower: values[9], productionPower: values[10], at: taken)
+                    if case .refused(let power) = energy.add(gridPower: values[9], productionPower: values[10], at: taken) {
+                        logger.warning("energy step refused: a power beyond the plant maximum", metadata: [
+                            "power-w": "\(power)", "max-plant-power-w": "\(configuration.maxPlantPower)",
+                            "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
+                        ])
+                    }
                     state.publish(Sample(
                         values: values, measurements: filtered, substituted: output.substituted,
                         energy: energy.counters, sunSpecBase: state.sunSpecStatic, taken: taken,
@@ -72,6 +89,7 @@ public struct Poller: Service {
                     }
                     everUp = true
                     failedCycles = 0
+                    implausibleLogged = false
                     // The settings after the first good poll and every N good polls after it:
                     // never an extra transaction for a device that is down.
                     if state.current.control.settingsRead == nil || pollsSinceSettings >= configuration.control.settingsEvery {

@@ -69,6 +69,7 @@ public enum RegisterMap {
         case .shortAnswer: 3
         case .checksumMismatch: 4
         case .malformed, .unexpectedCommand: 5
+        case .implausible: 6
         }
     }
 }

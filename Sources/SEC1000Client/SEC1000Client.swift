@@ -37,15 +37,21 @@ public final class SEC1000Client: Sendable {
     public let address: SocketAddress
     public let timeouts: Timeouts
     public let minimumGap: Duration
+    /// Measurements outside these bounds fail the transaction with `.implausible`.
+    public let plausibility: PlausibilityBounds
 
     private let queue: DispatchQueue
     /// When the last transaction ended; touched only on `queue`, guarded for the compiler's sake.
     private let lastTransactionEnd = Locked<ContinuousClock.Instant?>(nil)
 
-    public init(address: SocketAddress, timeouts: Timeouts = Timeouts(), minimumGap: Duration = .seconds(1)) {
+    public init(
+        address: SocketAddress, timeouts: Timeouts = Timeouts(), minimumGap: Duration = .seconds(1),
+        plausibility: PlausibilityBounds = .standard
+    ) {
         self.address = address
         self.timeouts = timeouts
         self.minimumGap = minimumGap
+        self.plausibility = plausibility
         self.queue = DispatchQueue(label: "sec1000.client.\(address)")
     }
 
@@ -79,7 +85,13 @@ public final class SEC1000Client: Sendable {
             if wait > .zero, !TCPStream.sleep(wait, interrupter: interrupter) { throw .cancelled }
         }
         defer { lastTransactionEnd.withLock { $0 = ContinuousClock.now } }
-        return try performTransaction(request, with: address, timeouts: timeouts, interrupter: interrupter)
+        let response = try performTransaction(request, with: address, timeouts: timeouts, interrupter: interrupter)
+        // A valid frame can still carry values no meter measures: a failed attempt, like a bad frame.
+        if case .measurements(let m) = response, let reading = m.implausibility(within: plausibility) {
+            // The decoder accepts only the canonical encoding, so this is the frame received.
+            throw .implausible(reading, received: ResponseEncoder.encode(response))
+        }
+        return response
     }
 
     /// Sends `request` until it succeeds or the policy's attempts are spent.

@@ -20,6 +20,8 @@ public enum SEC1000Error: Error, Sendable, Equatable, CustomStringConvertible {
     case unexpectedCommand(expected: UInt8, received: UInt8, frame: [UInt8])
     /// The answer is not a valid frame; `reason` says how.
     case malformed(reason: String, received: [UInt8])
+    /// A valid frame whose values no meter can measure (see `PlausibilityBounds`); never used.
+    case implausible(ImplausibleReading, received: [UInt8])
     /// The host name does not resolve.
     case unresolvable(host: String, reason: String)
     /// Any other socket failure.
@@ -56,7 +58,7 @@ public enum SEC1000Error: Error, Sendable, Equatable, CustomStringConvertible {
     public var received: [UInt8] {
         switch self {
         case .timeout(_, let bytes), .reset(let bytes), .shortAnswer(_, let bytes), .checksumMismatch(_, _, let bytes),
-             .unexpectedCommand(_, _, let bytes), .malformed(_, let bytes):
+             .unexpectedCommand(_, _, let bytes), .malformed(_, let bytes), .implausible(_, let bytes):
             bytes
         case .refused, .unresolvable, .network, .cancelled:
             []
@@ -64,7 +66,7 @@ public enum SEC1000Error: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// Whether another attempt may succeed. Only cancellation is final: the device's faults are
-    /// transient, and a device that is off may come back.
+    /// transient (an implausible reading too may be a glitch), and a device that is off may come back.
     public var isRetryable: Bool { self != .cancelled }
 
     public var description: String {
@@ -84,6 +86,8 @@ public enum SEC1000Error: Error, Sendable, Equatable, CustomStringConvertible {
             return "unexpected command: sent 0x\([expected].hexDescription), the answer is for 0x\([received].hexDescription) (received \(frame.count) bytes: \(frame.hexDescription))"
         case .malformed(let reason, _):
             return "malformed answer: \(reason)\(tail)"
+        case .implausible(let reading, _):
+            return "implausible reading: \(reading)\(tail); the device measures wrongly or its CT settings are wrong (inspect the values with sec1000 analyze --host)"
         case .unresolvable(let host, let reason):
             return "cannot resolve '\(host)': \(reason)"
         case .network(let message):

@@ -76,6 +76,8 @@ public struct AnswerAnalysis: Sendable {
     public let computedChecksum: UInt16?
     /// What decoding concluded: the answer, or exactly what is wrong with it.
     public let result: Result<Response, ProtocolError>
+    /// For a valid measurements frame whose values break a plausibility rule: which, and how.
+    public let implausibility: ImplausibleReading?
 
     /// Analyzes `bytes` as the answer to `command`; never traps, whatever the bytes are.
     public init(bytes: [UInt8], command: Command) {
@@ -141,6 +143,7 @@ public struct AnswerAnalysis: Sendable {
         } catch {
             self.result = .failure(error)
         }
+        if case .success(.measurements(let m)) = result { implausibility = m.implausibility() } else { implausibility = nil }
     }
 
     /// A plain-text table of the analysis, ending with the verdict.
@@ -159,6 +162,8 @@ public struct AnswerAnalysis: Sendable {
             lines.append("checksum: not present (the frame is incomplete)")
         }
         switch result {
+        case .success where implausibility != nil:
+            lines.append("verdict: bad answer: a valid frame, but an implausible reading: \(implausibility!)")
         case .success: lines.append("verdict: a valid answer")
         case .failure(let error): lines.append("verdict: bad answer: \(error)")
         }

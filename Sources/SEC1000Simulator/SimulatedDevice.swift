@@ -66,7 +66,8 @@ public struct RequestRecord: Sendable {
     /// Connections open at once, this one included, when it opened. A connection counts until
     /// its client closes it, however late the thread serving it notices.
     public let concurrent: Int
-    /// The measurements of a valid answer to a measurements request, when one was sent.
+    /// The measurements of a valid answer to a measurements request, when one was sent (not the
+    /// values of the `implausible` fault).
     public let measurementsSent: Measurements?
     /// When the answer's bytes were handed to the socket, if an answer was sent.
     public let answered: ContinuousClock.Instant?
@@ -253,7 +254,9 @@ public final class SimulatedDevice: Sendable {
         }
         answered = .now
         _ = answer.withUnsafeBytes { send(fd, $0.baseAddress!, $0.count, Int32(MSG_NOSIGNAL)) }
-        if request == .readMeasurements, case .measurements(let m)? = try? ResponseDecoder.decode(answer, for: .readMeasurements) {
+        // An implausible frame decodes, but is no answer a client may use.
+        if request == .readMeasurements, fault != .implausible,
+           case .measurements(let m)? = try? ResponseDecoder.decode(answer, for: .readMeasurements) {
             measurementsSent = m
         }
         // A truncated answer ends with the close; otherwise let the client read and close first.
@@ -267,7 +270,8 @@ public final class SimulatedDevice: Sendable {
             let candidates: [(Fault, Double)] = [
                 (.drop, rates.drop), (.hang, rates.hang), (.shortAnswer, isRead ? rates.shortAnswer : 0),
                 (.badChecksum, rates.badChecksum), (.truncate, rates.truncate),
-                (.zeroPower, isRead ? rates.zeroPower : 0), (.slow, rates.slow),
+                (.zeroPower, isRead ? rates.zeroPower : 0), (.implausible, isRead ? rates.implausible : 0),
+                (.slow, rates.slow),
             ]
             for (fault, rate) in candidates where rate > 0 {
                 if Double.random(in: 0..<1, using: &state.random) < rate { return fault }
@@ -288,6 +292,10 @@ public final class SimulatedDevice: Sendable {
                 var m = state.fixed ?? (configuration.replayCapture
                     ? capturedMeasurements : configuration.model.measurements(at: currentUnixTime()))
                 if fault == .zeroPower { m.invertersPower = 0 }
+                if fault == .implausible {
+                    // A valid frame, but not a value a client may ever serve: kept out of `sentValid`.
+                    return ResponseEncoder.encode(.measurements(m.madeImplausible))
+                }
                 if fault != .badChecksum && fault != .truncate { state.sentValid.insert(m) }
                 return ResponseEncoder.encode(.measurements(m))
             case .readExportSettings:

@@ -9,7 +9,8 @@ struct AnalyzeCommand: AsyncParsableCommand {
         abstract: "Show one raw answer field by field, with its checksum and what is wrong with it.",
         discussion: """
             Give the answer as hex (--hex '04 52 45 56 4F ...') or ask a device for one (--host).
-            Exits 0 for a valid answer, 2 for a bad one, 1 when no answer could be obtained.
+            Exits 0 for a valid answer, 2 for a bad one (also a valid frame with implausible values),
+            1 when no answer could be obtained.
             """)
 
     @Option(help: "An answer as hex bytes, spaces allowed.")
@@ -62,5 +63,7 @@ struct AnalyzeCommand: AsyncParsableCommand {
             print(note)
         }
         if case .failure = analysis.result { throw ExitCode(2) }
+        // The bridge and `read` refuse such values: a bad answer here too.
+        if analysis.implausibility != nil { throw ExitCode(2) }
     }
 }

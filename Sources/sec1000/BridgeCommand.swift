@@ -72,6 +72,11 @@ struct BridgeCommand: AsyncParsableCommand {
     @Flag(help: "Set the device clock from this host at start and once a day.")
     var syncClock = false
 
+    @Option(
+        help: "The most power, W, the plant can import, export or produce; a poll beyond it adds no energy to the counters.",
+        transform: NumberArgument.decimal(1...2_147_483_647, unit: "W"))
+    var maxPlantPower: Double = BridgeConfiguration.defaultMaxPlantPower
+
     @OptionGroup(title: "Simulated device (with --simulate)")
     var simulation: SimulationOptions
 
@@ -115,6 +120,7 @@ struct BridgeCommand: AsyncParsableCommand {
                     allow: try controlAllow.map { (text: String) throws(ConfigurationError) in try AddressRange(parsing: text) },
                     limits: ControlLimits(maxExportLimit: maxExportLimit),
                     writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
+            configuration.maxPlantPower = maxPlantPower
             try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration

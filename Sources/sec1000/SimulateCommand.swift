@@ -50,7 +50,7 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Answer every measurements request with the real capture from the protocol notes.")
     var capture = false
 
-    @Option(help: "Installed PV power of the simulated site, W.", transform: NumberArgument.decimal(0...10_000_000, unit: "W"))
+    @Option(help: "Installed PV power of the simulated site, W.", transform: NumberArgument.decimal(0...7_000_000, unit: "W"))
     var peakPower: Double = 8000
 
     @Option(help: "Seconds in a simulated day; 86400 follows the local clock.", transform: NumberArgument.seconds(60...31_536_000))
@@ -68,6 +68,10 @@ struct SimulationOptions: ParsableArguments {
     var hangRate: Double = 0
     @Option(help: "Probability of closing the connection at once (a reset).", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var dropRate: Double = 0
+    @Option(
+        help: "Probability of a valid measurements answer with impossible values (-230 V, 2147483647 W).",
+        transform: NumberArgument.decimal(0...1, unit: "probability"))
+    var implausibleRate: Double = 0
     @Option(help: "Probability of answering only after --delay.", transform: NumberArgument.decimal(0...1, unit: "probability"))
     var slowRate: Double = 0
     @Option(help: "Seconds a slow answer takes.", transform: NumberArgument.seconds(0...3600))
@@ -93,7 +97,8 @@ struct SimulationOptions: ParsableArguments {
         SimulatorConfiguration(
             faults: FaultRates(
                 drop: dropRate, hang: hangRate, shortAnswer: shortAnswerRate, badChecksum: badChecksumRate,
-                truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay)),
+                truncate: truncateRate, zeroPower: zeroPowerRate, slow: slowRate, delay: .seconds(double: delay),
+                implausible: implausibleRate),
             seed: seed, model: MeasurementModel(peakPower: peakPower, dayLength: dayLength), replayCapture: capture,
             setStatus: setStatus.byte, ignoreSets: ignoreSets, dropSets: dropSets)
     }

@@ -34,7 +34,8 @@ struct OptionParsingTests {
             .init(command: bridge, name: "--write-timeout", range: 0.01...3600, integer: false),
             .init(command: bridge, name: "--settings-every", range: 1...1_000_000, integer: true),
             .init(command: bridge, name: "--energy-save-interval", range: 0.01...86400, integer: false),
-            .init(command: bridge, name: "--peak-power", range: 0...10_000_000, integer: false),
+            .init(command: bridge, name: "--peak-power", range: 0...7_000_000, integer: false),
+            .init(command: bridge, name: "--max-plant-power", range: 1...2_147_483_647, integer: false),
             .init(command: bridge, name: "--day-length", range: 60...31_536_000, integer: false),
             .init(command: bridge, name: "--delay", range: 0...3600, integer: false),
             .init(command: ["read"] + device, name: "--timeout", range: 0.001...3600, integer: false),
@@ -46,9 +47,9 @@ struct OptionParsingTests {
             .init(command: ["settings", "get"] + device, name: "--retry-wait", range: 0...3600, integer: false),
             .init(command: ["analyze"] + device, name: "--timeout", range: 0.001...3600, integer: false),
             .init(command: ["simulate"], name: "--delay", range: 0...3600, integer: false),
-            .init(command: ["simulate"], name: "--peak-power", range: 0...10_000_000, integer: false),
+            .init(command: ["simulate"], name: "--peak-power", range: 0...7_000_000, integer: false),
         ]
-        for rate in ["short-answer", "zero-power", "bad-checksum", "truncate", "hang", "drop", "slow"] {
+        for rate in ["short-answer", "zero-power", "bad-checksum", "truncate", "hang", "drop", "slow", "implausible"] {
             all.append(.init(command: bridge, name: "--\(rate)-rate", range: 0...1, integer: false))
         }
         return all
@@ -138,6 +139,7 @@ struct OptionParsingTests {
         case (let c as BridgeCommand, "--write-timeout"): c.writeTimeout
         case (let c as BridgeCommand, "--settings-every"): Double(c.settingsEvery)
         case (let c as BridgeCommand, "--energy-save-interval"): c.energy.energySaveInterval
+        case (let c as BridgeCommand, "--max-plant-power"): c.maxPlantPower
         case (let c as BridgeCommand, _): simulationValue(option.name, c.simulation)
         case (let c as SimulateCommand, _): simulationValue(option.name, c.simulation)
         case (let c as ReadCommand, "--timeout"): c.device.timeout
@@ -164,6 +166,7 @@ struct OptionParsingTests {
         case "--hang-rate": s.hangRate
         case "--drop-rate": s.dropRate
         case "--slow-rate": s.slowRate
+        case "--implausible-rate": s.implausibleRate
         default: .nan
         }
     }

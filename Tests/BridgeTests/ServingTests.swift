@@ -54,8 +54,9 @@ struct ServingTests {
         try await BridgeHarness.run { harness in
             let client = try ModbusClient(port: harness.port)
             for (index, meter) in [Int32(-1500), 2200, 0].enumerated() {
+                // L1 carries up to 2180 W: 10 A at 230 V, or the bridge refuses the reading as implausible.
                 let m = Measurements(
-                    voltages: [2300, 2310, 2320], currents: [100, 200, 300 + Int32(index)],
+                    voltages: [2300, 2310, 2320], currents: [1000, 200, 300 + Int32(index)],
                     powers: [meter - 20, 10, 10], meterPower: meter, invertersPower: 4000 + Int32(index))
                 harness.device.setMeasurements(m)
                 try await waitUntil("the bridge to serve meter power \(meter)") {

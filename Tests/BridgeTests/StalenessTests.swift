@@ -13,6 +13,7 @@ struct StalenessTests {
         (FaultRates(shortAnswer: 1), 3),
         (FaultRates(badChecksum: 1), 4),
         (FaultRates(truncate: 1), 5),
+        (FaultRates(implausible: 1), 6),
     ] as [(FaultRates, UInt16)])
     func failingDeviceGoesStaleThenRecovers(faults: FaultRates, errorCode: UInt16) async throws {
         try await BridgeHarness.run { harness in

@@ -144,7 +144,8 @@ struct SunSpecServingTests {
         }) { harness in
             let client = try ModbusClient(port: harness.port)
             harness.device.setMeasurements(Measurements(
-                voltages: [2300, 2300, 2300], currents: [100, 100, 100], powers: [-1_200_000, -1_200_000, -1_200_000],
+                // 1.2 MW a phase needs 6 kA at 230 V to be a plausible reading.
+                voltages: [2300, 2300, 2300], currents: [600_000, 600_000, 600_000], powers: [-1_200_000, -1_200_000, -1_200_000],
                 meterPower: -3_600_000, invertersPower: 7_200_000))
             try await waitUntil("exported energy") {
                 await offPool { client.read(400, 12) }.values.map { uint64s($0)[1] > 1000 } ?? false
