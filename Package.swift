@@ -30,10 +30,12 @@ let package = Package(
         .target(name: "Sockets", dependencies: ["CSocketCalls", "Locking"], swiftSettings: strict),
         // Declarations of the Linux calls that Swift's Glibc module hides (accept4, pipe2).
         .systemLibrary(name: "CSocketCalls"),
+        // Small files done safely: atomic replacement with fsync, small-file reads, locks, set-aside copies.
+        .target(name: "DurableFiles", dependencies: ["Locking"], swiftSettings: strict),
         // Talking to a real device: transport, retry policy, pacing, zero-power filter.
         .target(
             name: "SEC1000Client",
-            dependencies: ["SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SEC1000Protocol", "Sockets", "Locking", "DurableFiles", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // A simulated SEC1000 with fault injection.
@@ -60,7 +62,7 @@ let package = Package(
         .target(
             name: "Bridge",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec", "Locking",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec", "Locking", "DurableFiles",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -69,7 +71,7 @@ let package = Package(
         .executableTarget(
             name: "sec1000",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -79,16 +81,17 @@ let package = Package(
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets"], swiftSettings: strict),
+        .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"], swiftSettings: strict),
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
-            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "sec1000"],
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "sec1000", "SunSpec",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000", "SunSpec",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -3,7 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import SEC1000Client
+import DurableFiles
 
 /// One device's stored counters, and the meter readings last set from the command line.
 public struct EnergyRecord: Sendable, Equatable {
@@ -34,10 +34,13 @@ public struct EnergyRecord: Sendable, Equatable {
     }
 }
 
-/// Why a state file was not trusted.
+/// Why a state file was not loaded.
 public enum EnergyStateError: Error, Sendable, Equatable, CustomStringConvertible {
-    /// The file exists but could not be read (errno), or is not UTF-8 text.
-    case unreadable(errno: Int32)
+    /// The file could not be read at all (a directory, no permission, too large, an I/O error):
+    /// nothing is known about its contents, so it must not be set aside or replaced.
+    case cannotRead(FileError)
+    /// The file is not empty and does not start as a state file does: some other file was given.
+    case notAStateFile
     case notText
     case badHeader
     /// A line that is not what the format says.
@@ -46,9 +49,19 @@ public enum EnergyStateError: Error, Sendable, Equatable, CustomStringConvertibl
     case checksumMismatch(stored: UInt32, computed: UInt32)
     case duplicateUnit(UInt8)
 
+    /// Whether the file is a state file whose contents are damaged: the one case where it may be
+    /// set aside and replaced.
+    public var isDamagedContent: Bool {
+        switch self {
+        case .cannotRead, .notAStateFile: false
+        default: true
+        }
+    }
+
     public var description: String {
         switch self {
-        case .unreadable(let code): "cannot read it: \(String(cString: strerror(code)))"
+        case .cannotRead(let error): "\(error)"
+        case .notAStateFile: "it is not a sec1000 energy state file (it does not start with 'sec1000-energy')"
         case .notText: "it is not UTF-8 text"
         case .badHeader: "its first line is not 'sec1000-energy 1'"
         case .malformedLine(let line, let reason): "line \(line): \(reason)"
@@ -74,27 +87,43 @@ public struct EnergyStateFile: Sendable {
 
     public init(path: String) { self.path = path }
 
+    /// The lock file that keeps a second bridge off this file: `PATH.lock`.
+    public var lockPath: String { path + ".lock" }
+
     /// The stored records by unit id; `nil` when there is no file.
+    ///
+    /// A file that cannot be read, or that is not a state file at all, throws an error whose
+    /// `isDamagedContent` is false; only a state file with damaged contents throws one where it is true.
     public func load() throws(EnergyStateError) -> [UInt8: EnergyRecord]? {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
-            if errno == ENOENT { return nil }
-            throw .unreadable(errno: errno)
+        let bytes: [UInt8]
+        do throws(FileError) {
+            guard let read = try readSmallFile(path) else { return nil }
+            bytes = read
+        } catch {
+            throw .cannotRead(error)
         }
-        guard access(path, R_OK) == 0 else { throw .unreadable(errno: errno) }
-        guard let text = readSmallFile(path) else { throw .notText }
+        // Empty (truncated) or starting as a state file: ours, and damaged if it does not decode.
+        // Anything else is some other file given by mistake, never to be moved or overwritten.
+        let signature = Array("sec1000-energy".utf8)
+        guard bytes.isEmpty || bytes.starts(with: signature) else { throw .notAStateFile }
+        guard let text = String(validating: bytes, as: UTF8.self) else { throw .notText }
         return try Self.decode(text)
     }
 
-    /// Stores `records` atomically, creating the directory if needed.
-    public func save(_ records: [UInt8: EnergyRecord]) throws(CacheFileError) {
+    /// Stores `records` atomically (`DurableFiles.writeAtomically`), creating the directory if needed.
+    public func save(_ records: [UInt8: EnergyRecord]) throws(FileError) {
         try writeAtomically(Self.encode(records), to: path)
     }
 
-    /// Moves a file that was not trusted aside (to `PATH.corrupt`), so it can be looked at.
-    public func setAsideCorrupt() -> String? {
-        let aside = path + ".corrupt"
-        return rename(path, aside) == 0 ? aside : nil
+    /// Takes the lock that says this file is in use (`lockPath`), without waiting.
+    public func lock() throws(FileError) -> FileLock {
+        try FileLock.acquire(lockPath, for: path)
+    }
+
+    /// Moves a file whose contents were not trusted aside, to `PATH.corrupt-<UTC time>` (with `-2`,
+    /// `-3`, ... when taken), never over an earlier copy, and returns the new name.
+    public func setAsideCorrupt() throws(FileError) -> String {
+        try setAside(path, tag: "corrupt")
     }
 
     public static func encode(_ records: [UInt8: EnergyRecord]) -> String {

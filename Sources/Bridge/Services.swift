@@ -73,7 +73,8 @@ public struct BridgeRuntime: Sendable {
                 address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
             return DeviceController(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
         }
-        let energy = EnergyStart.load(configuration, logger: logger)
+        // Before the Modbus port is bound: a state file that cannot be used stops the start.
+        let energy = try EnergyStart.load(configuration, logger: logger)
         pollers = zip(configuration.devices, controllers).map { device, controller in
             Poller(device: device, controller: controller, startingEnergy: energy.records[device.unit]?.counters ?? .zero)
         }

@@ -1,3 +1,4 @@
+import DurableFiles
 import SEC1000Protocol
 
 /// One reading as `sec1000 read` reports it: the device's values with the zero-power filter applied.
@@ -17,12 +18,12 @@ extension SEC1000Client {
     public func readFiltered(
         policy: RetryPolicy, cacheFile: ZeroPowerCacheFile?, capacity: Int, maximumAge: Double,
         onFailure: (Int, SEC1000Error) -> Void = { _, _ in }
-    ) async throws(SEC1000Error) -> (reading: FilteredReading, cacheError: CacheFileError?) {
+    ) async throws(SEC1000Error) -> (reading: FilteredReading, cacheError: FileError?) {
         let raw = try await readMeasurements(policy: policy, onFailure: onFailure)
         var filter = cacheFile?.load(capacity: capacity, maximumAge: maximumAge)
             ?? ZeroPowerFilter(capacity: capacity, maximumAge: maximumAge)
         let output = filter.filter(raw.invertersPower, at: unixTime())
-        var cacheError: CacheFileError?
+        var cacheError: FileError?
         if let cacheFile {
             do { try cacheFile.save(filter) } catch { cacheError = error }
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import DurableFiles
 
 /// Hides the device's false zero inverter power, with the original tool's semantics.
 ///
@@ -49,8 +50,13 @@ public struct ZeroPowerFilter: Sendable, Equatable {
 }
 
 /// The filter's cache in a file, so that one-shot runs (`sec1000 read` from cron) behave like the
-/// original tool. Writes are atomic (a temporary file renamed over the old one); a missing or
-/// corrupt file reads as an empty cache.
+/// original tool. Writes are atomic (`DurableFiles.writeAtomically`: an exclusive, unguessable
+/// temporary file renamed over the old one); a missing, unreadable or corrupt file reads as an
+/// empty cache, since the cache only refines readings.
+///
+/// There is no lock: each run replaces the whole file in one step, so two runs at once (which
+/// Docs/cli.md tells cron users to avoid anyway) can only lose one run's value from the cache,
+/// never leave a mixed or broken file.
 public struct ZeroPowerCacheFile: Sendable {
     public let path: String
 
@@ -73,7 +79,9 @@ public struct ZeroPowerCacheFile: Sendable {
     /// The stored filter with the given parameters; empty when the file is missing or corrupt.
     public func load(capacity: Int, maximumAge: Double) -> ZeroPowerFilter {
         let empty = ZeroPowerFilter(capacity: capacity, maximumAge: maximumAge)
-        guard let text = readSmallFile(path) else { return empty }
+        guard let bytes = try? readSmallFile(path), let text = String(validating: bytes, as: UTF8.self) else {
+            return empty
+        }
         // Format: "sec1000-zero-power-cache 1\nupdated <unix time>\nvalues <v> <v> ...\n"
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         guard lines.count >= 3, lines[0] == "sec1000-zero-power-cache 1",
@@ -89,78 +97,10 @@ public struct ZeroPowerCacheFile: Sendable {
     }
 
     /// Stores `filter` atomically, creating the directory if needed.
-    public func save(_ filter: ZeroPowerFilter) throws(CacheFileError) {
+    public func save(_ filter: ZeroPowerFilter) throws(FileError) {
         let text = "sec1000-zero-power-cache 1\nupdated \(filter.updated ?? 0)\nvalues"
             + filter.values.map { " \($0)" }.joined() + "\n"
         try writeAtomically(text, to: path)
-    }
-}
-
-/// A cache file that could not be written.
-public struct CacheFileError: Error, Sendable, CustomStringConvertible {
-    public let path: String
-    public let errno: Int32
-    public var description: String { "cannot write \(path): \(String(cString: strerror(errno)))" }
-}
-
-/// A file of at most 64 KiB as UTF-8 text; `nil` when it is missing, unreadable or not UTF-8.
-public func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while bytes.count < 65536 {
-        let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, 4096) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else { break }
-        bytes += buffer[0..<count]
-    }
-    return String(validating: bytes, as: UTF8.self)
-}
-
-/// Writes `text` to a temporary file beside `path`, syncs it, and renames it over `path`.
-public func writeAtomically(_ text: String, to path: String) throws(CacheFileError) {
-    if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
-        makeDirectories(String(path[..<slash]))
-    }
-    let temporary = "\(path).tmp.\(getpid())"
-    let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-    guard fd >= 0 else { throw CacheFileError(path: path, errno: errno) }
-    let bytes = Array(text.utf8)
-    var written = 0
-    while written < bytes.count {
-        let count = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, bytes.count - written) }
-        if count < 0 && errno == EINTR { continue }
-        guard count > 0 else {
-            let code = errno
-            close(fd)
-            unlink(temporary)
-            throw CacheFileError(path: path, errno: code)
-        }
-        written += count
-    }
-    fsync(fd)
-    close(fd)
-    guard rename(temporary, path) == 0 else {
-        let code = errno
-        unlink(temporary)
-        throw CacheFileError(path: path, errno: code)
-    }
-    // The rename itself survives a power loss only once the directory is synced.
-    let directory = path.lastIndex(of: "/").map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    let directoryFD = open(directory, O_RDONLY | O_CLOEXEC)
-    if directoryFD >= 0 {
-        fsync(directoryFD)
-        close(directoryFD)
-    }
-}
-
-private func makeDirectories(_ path: String) {
-    var current = path.hasPrefix("/") ? "" : "."
-    for component in path.split(separator: "/") {
-        current += "/" + component
-        mkdir(current, 0o755)
     }
 }
 

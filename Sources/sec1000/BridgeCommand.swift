@@ -148,6 +148,10 @@ struct BridgeCommand: AsyncParsableCommand {
         } catch let error as SocketError {
             printError("error: cannot listen on \(listen): \(error)")
             throw ExitCode(1)
+        } catch let error as EnergyStateStartupError {
+            // Exit 1, as for a port that cannot be opened: the command line is valid, the file is not usable.
+            printError("error: \(error)")
+            throw ExitCode(1)
         }
         if enableControl && controlAllow.isEmpty {
             logger.warning("--enable-control without --control-allow: every write is still refused")

@@ -4,7 +4,7 @@ import Bridge
 /// The bridge's options for its energy counters and SunSpec identity.
 struct EnergyOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "File that keeps the energy counters across restarts, written atomically. Without it they are kept in memory only.",
+        "File that keeps the energy counters across restarts, written atomically and locked (PATH.lock) while the bridge runs. Without it they are kept in memory only.",
         valueName: "path"))
     var energyState: String?
 

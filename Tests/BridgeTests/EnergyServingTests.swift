@@ -71,13 +71,15 @@ struct EnergyServingTests {
             }) { harness in
                 #expect(log.contains("energy state file not trusted"))
                 #expect(log.contains("no checksum line"))
-                #expect(log.contains("kept-as=\(path).corrupt"))
+                #expect(log.contains("kept-as=\(path).corrupt-"))
                 // The damaged file's 99999 Wh are not trusted; the command line's reading is.
                 let client = try ModbusClient(port: harness.port)
                 #expect(await offPool { client.read(400, 4) }.values.map(uint64s) == [777])
                 try await waitUntil("a valid file in its place") { (try? load(path)) != nil }
             }
-            #expect(try String(contentsOfFile: path + ".corrupt", encoding: .utf8).contains("import=99999"))
+            let copies = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("energy.corrupt-") }
+            #expect(copies.count == 1)
+            #expect(try String(contentsOfFile: directory + "/" + (copies.first ?? ""), encoding: .utf8).contains("import=99999"))
             let replaced = try #require(try load(path))
             #expect(replaced.applied == [.gridImport: 777])
             #expect(replaced.counters.gridImport == 777)

@@ -1,3 +1,4 @@
+import DurableFiles
 import Foundation
 import SEC1000Client
 import Testing
@@ -173,9 +174,26 @@ struct ZeroPowerCacheFileTests {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
             let file = ZeroPowerCacheFile(path: path)
             #expect(file.load(capacity: 10, maximumAge: 1200) == ZeroPowerFilter(capacity: 10, maximumAge: 1200))
-            #expect(throws: CacheFileError.self) { try file.save(ZeroPowerFilter(values: [1], updated: 1)) }
+            #expect(throws: FileError.self) { try file.save(ZeroPowerFilter(values: [1], updated: 1)) }
             #expect(try FileManager.default.contentsOfDirectory(atPath: directory) == ["cache"],
                     "the failed save left a temporary file behind")
+        }
+    }
+
+    /// Links planted at the temporary names a save used to take (`PATH.tmp.<pid>`, predictable)
+    /// and at the cache path's neighbours are never followed: the file they point at is unchanged.
+    @Test func linksPlantedAtPredictableTemporaryNamesAreNotFollowed() throws {
+        try Self.withTemporaryDirectory { directory in
+            let victim = directory + "/victim", path = directory + "/cache"
+            #expect(FileManager.default.createFile(atPath: victim, contents: Data("secret\n".utf8)))
+            for name in ["\(path).tmp.\(getpid())", "\(path).tmp", "\(path).tmp.0", "\(path).new"] {
+                try FileManager.default.createSymbolicLink(atPath: name, withDestinationPath: victim)
+            }
+            try ZeroPowerCacheFile(path: path).save(ZeroPowerFilter(values: [3000], updated: 1))
+            #expect(try String(contentsOfFile: victim, encoding: .utf8) == "secret\n")
+            #expect(ZeroPowerCacheFile(path: path).load(capacity: 10, maximumAge: 1e12).values == [3000])
+            let attributes = try FileManager.default.attributesOfItem(atPath: path)
+            #expect(attributes[.type] as? FileAttributeType == .typeRegular, "the cache path became a link")
         }
     }
 
@@ -184,7 +202,7 @@ struct ZeroPowerCacheFileTests {
             // A regular file where a directory should be: fails even for root.
             #expect(FileManager.default.createFile(atPath: directory + "/file", contents: Data()))
             let path = directory + "/file/cache"
-            let error = #expect(throws: CacheFileError.self) {
+            let error = #expect(throws: FileError.self) {
                 try ZeroPowerCacheFile(path: path).save(ZeroPowerFilter(values: [1], updated: 1))
             }
             #expect(error?.path == path)
