@@ -63,13 +63,42 @@ struct ControlPlanTests {
         ("10.0.0.0/8", "fd00::1", false),
         ("127.0.0.0/9", "127.127.0.1", true),
         ("127.0.0.0/9", "127.128.0.1", false),
+        // IPv4-mapped IPv6 on either side (issue 14, defect 8): one address, two spellings.
+        ("::ffff:127.0.0.1", "127.0.0.1", true),
+        ("127.0.0.1", "::ffff:127.0.0.1", true),
+        ("::ffff:0:0/96", "203.0.113.9", true),
+        ("::ffff:0:0/96", "fd00::1", false),
+        ("::ffff:10.0.0.0/104", "10.1.2.3", true),
+        ("::ffff:10.0.0.0/104", "11.1.2.3", false),
+        ("10.0.0.0/8", "::ffff:10.9.9.9", true),
+        ("10.0.0.0/8", "::ffff:11.9.9.9", false),
+        ("::/0", "192.0.2.1", true),
+        ("::/0", "fd00::1", true),
+        ("fd00::/8", "192.0.2.1", false),
+        ("0.0.0.0/0", "::1", false),
     ])
     func allowListMatching(network: String, host: String, inside: Bool) throws {
         #expect(try AddressRange(parsing: network).contains(host: host) == inside)
     }
 
-    @Test(arguments: ["", "10.0.0.0/33", "fd00::/129", "host.example", "10.0.0.0/x", "1.2.3.4/8/9"])
+    /// Strict syntax (issue 14, defect 8): `/-0` was read as `/0` and let every client write.
+    @Test(arguments: [
+        "", "10.0.0.0/33", "fd00::/129", "host.example", "10.0.0.0/x", "1.2.3.4/8/9",
+        "10.9.9.9/-0", "10.9.9.9/+8", "10.9.9.9/008", "10.9.9.9/08", "10.9.9.9/", "10.9.9.9/ 8", "10.9.9.9/8 ",
+        " 10.9.9.9", "10.9.9.9/0x8", "010.0.0.1", "10.0.0", "10.0.0.1.2", "fd00::/-8", "fd00::/+64", "[fd00::]/8",
+        "localhost", "10.0.0.0/1e1", "10.0.0.0/٨",
+    ])
     func badNetworksAreRefused(text: String) {
         #expect(throws: ConfigurationError.self) { try AddressRange(parsing: text) }
+    }
+
+    @Test(arguments: [
+        ("10.9.9.9/0", "0.0.0.0/0"), ("10.9.9.9/8", "10.0.0.0/8"), ("10.9.9.9", "10.9.9.9/32"),
+        ("::ffff:127.0.0.1", "127.0.0.1/32"), ("::ffff:0:0/96", "0.0.0.0/0"), ("fd00::/8", "fd00::/8"),
+    ])
+    func goodNetworksReadAsWritten(text: String, canonical: String) throws {
+        let range = try AddressRange(parsing: text)
+        #expect(range.description.hasSuffix("/\(canonical.split(separator: "/")[1])"), "\(text) -> \(range)")
+        #expect(try range == AddressRange(parsing: canonical))
     }
 }

@@ -78,6 +78,8 @@ struct ProcessTests {
         ["bridge", "--simulate", "--max-connections", "0"],
         ["bridge", "--simulate", "--grid-sign", "sideways"],
         ["bridge", "--simulate", "--hang-rate", "2"],
+        ["bridge", "--simulate", "--control-allow", "10.9.9.9/-0"],
+        ["bridge", "--simulate", "--control-allow", "10.9.9.9/008"],
     ])
     func invalidOptionsExitWithUsageError(arguments: [String]) async throws {
         let result = try await runSEC1000(arguments)
