@@ -65,6 +65,7 @@ let package = Package(
                 "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec", "Locking", "DurableFiles",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

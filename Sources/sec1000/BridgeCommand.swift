@@ -130,6 +130,7 @@ struct BridgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ignoreBrokenPipes()
         bootstrapLogging(logLevel.level)
         let logger = Logger(label: "sec1000.bridge")
         var simulator: SimulatedDevice?
@@ -166,8 +167,12 @@ struct BridgeCommand: AsyncParsableCommand {
         let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
         printNow("Modbus TCP on port \(runtime.server.port). Read grid and inverter power (W) with:")
         printNow("  mbpoll -m tcp -a 1 -p \(runtime.server.port) -0 -r 18 -c 2 -t 4:int -B -1 \(host)")
+        // Until a configuration file exists there is nothing to reload: SIGHUP is logged and ignored.
+        let hangups = HangupService { [logger] in
+            logger.notice("SIGHUP received: there is no configuration file to reload; ignored")
+        }
         let group = ServiceGroup(configuration: .init(
-            services: runtime.services.map { .init(service: $0) },
+            services: ([hangups] + runtime.services).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bridge
 import Logging
 import SEC1000Protocol
 import SEC1000Simulator
@@ -28,6 +29,7 @@ struct SimulateCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        ignoreBrokenPipes()
         bootstrapLogging(logLevel.level)
         var configuration = simulation.configuration
         configuration.listen = try parsedListen()

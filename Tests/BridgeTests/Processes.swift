@@ -58,11 +58,12 @@ struct BridgeProcess: Sendable {
     let port: UInt16
 
     /// Starts the daemon with `extra` options and waits (at most 20 s) until it prints its port.
-    static func start(_ extra: [String] = []) async throws -> BridgeProcess {
-        try await offPool { Result { try blockingStart(extra) } }.get()
+    /// `errors` receives its standard error (by default it goes nowhere).
+    static func start(_ extra: [String] = [], errors: Pipe? = nil) async throws -> BridgeProcess {
+        try await offPool { Result { try blockingStart(extra, errors: errors) } }.get()
     }
 
-    private static func blockingStart(_ extra: [String]) throws -> BridgeProcess {
+    private static func blockingStart(_ extra: [String], errors: Pipe?) throws -> BridgeProcess {
         let process = Process()
         process.executableURL = try sec1000Executable()
         process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
@@ -70,7 +71,7 @@ struct BridgeProcess: Sendable {
         let output = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        process.standardError = errors ?? FileHandle.nullDevice
         try process.run()
         // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
         var text = ""
