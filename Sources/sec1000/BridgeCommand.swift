@@ -27,8 +27,11 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "Seconds after which data are no longer served (default: 3 intervals).")
     var staleAfter: Double?
 
-    @Option(help: "Open Modbus connections at most; at the limit the longest-idle one is closed.")
+    @Option(help: "Open Modbus connections at most; at the limit a newcomer replaces the newest connection that has sent no request, or is refused.")
     var maxConnections: Int = 64
+
+    @Option(help: "Open Modbus connections from one client address at most; a newcomer beyond it is refused.")
+    var maxConnectionsPerAddress: Int = 16
 
     @Option(help: "Seconds without a complete request after which a connection is closed.")
     var idleTimeout: Double = 60
@@ -88,6 +91,9 @@ struct BridgeCommand: AsyncParsableCommand {
         guard interval > 0, interval <= 86400 else { throw ValidationError("--interval must be between 0 and 86400 seconds") }
         if let staleAfter, staleAfter < interval { throw ValidationError("--stale-after must be at least --interval") }
         guard (1...10000).contains(maxConnections) else { throw ValidationError("--max-connections must be 1 to 10000") }
+        guard (1...10000).contains(maxConnectionsPerAddress) else {
+            throw ValidationError("--max-connections-per-address must be 1 to 10000")
+        }
         guard idleTimeout > 0 else { throw ValidationError("--idle-timeout must be positive") }
         guard timeout > 0 else { throw ValidationError("--timeout must be positive") }
         guard retries >= 1 else { throw ValidationError("--retries must be at least 1") }
@@ -124,6 +130,7 @@ struct BridgeCommand: AsyncParsableCommand {
                     allow: try controlAllow.map { (text: String) throws(ConfigurationError) in try AddressRange(parsing: text) },
                     limits: ControlLimits(maxExportLimit: maxExportLimit),
                     writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
+            configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
             try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration
@@ -135,6 +142,7 @@ struct BridgeCommand: AsyncParsableCommand {
     func run() async throws {
         bootstrapLogging(logLevel.level)
         let logger = Logger(label: "sec1000.bridge")
+        try checkDescriptorLimit()
         var simulator: SimulatedDevice?
         if simulate {
             var configuration = simulation.configuration
