@@ -101,7 +101,7 @@ public struct DeviceController: Sendable {
 
     /// Writes the counts of refused writes whose window has ended; the poller calls it every cycle,
     /// so a flood that stops still gets its summary.
-    func logRefusalSummaries(now: ContinuousClock.Instant = .now) {
+    public func logRefusalSummaries(now: ContinuousClock.Instant = .now) {
         logSummaries(refusalLog.withLock { $0.expire(now: now) })
     }
 

@@ -20,6 +20,12 @@ public struct LogRateLimiter<Key: Hashable & Sendable>: Sendable {
         public let count: Int
         /// How long the count was gathered.
         public let window: Duration
+
+        public init(key: Key?, count: Int, window: Duration) {
+            self.key = key
+            self.count = count
+            self.window = window
+        }
     }
 
     private struct Entry: Sendable {

@@ -58,19 +58,32 @@ struct BridgeProcess: Sendable {
     let port: UInt16
 
     /// Starts the daemon with `extra` options and waits (at most 20 s) until it prints its port.
-    static func start(_ extra: [String] = []) async throws -> BridgeProcess {
-        try await offPool { Result { try blockingStart(extra) } }.get()
+    /// With `shell`, the daemon is started by `bash -c "SHELL; exec sec1000 ..."` (for `ulimit` and
+    /// the like; the process is still the daemon's), and `errors` receives its standard error.
+    static func start(_ extra: [String] = [], shell: String? = nil, errors: URL? = nil) async throws -> BridgeProcess {
+        try await offPool { Result { try blockingStart(extra, shell: shell, errors: errors) } }.get()
     }
 
-    private static func blockingStart(_ extra: [String]) throws -> BridgeProcess {
+    private static func blockingStart(_ extra: [String], shell: String?, errors: URL?) throws -> BridgeProcess {
         let process = Process()
-        process.executableURL = try sec1000Executable()
-        process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
-                             "--min-gap", "0", "--log-level", "warning"] + extra
+        let arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
+                         "--min-gap", "0", "--log-level", "warning"] + extra
+        if let shell {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "\(shell); exec \"$0\" \"$@\"", try sec1000Executable().path] + arguments
+        } else {
+            process.executableURL = try sec1000Executable()
+            process.arguments = arguments
+        }
         let output = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
+        if let errors {
+            _ = FileManager.default.createFile(atPath: errors.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: errors)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
         var text = ""
