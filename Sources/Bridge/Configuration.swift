@@ -1,3 +1,4 @@
+import ModbusServer
 import SEC1000Client
 import Sockets
 
@@ -104,6 +105,17 @@ public struct BridgeConfiguration: Sendable {
     public var maxPlantPower: Double = BridgeConfiguration.defaultMaxPlantPower
     /// 10 MW: above the 6.9 MW a SEC1000 can measure (3 × 230 V × 10 kA, the largest low-voltage CT).
     public static let defaultMaxPlantPower: Double = 10_000_000
+    /// Open Modbus connections from one client address at most (`--max-connections-per-address`).
+    public var maxConnectionsPerAddress = ServerConfiguration.defaultMaxConnectionsPerAddress
+
+    /// Descriptors kept for everything but Modbus clients: 32 for standard streams, the listener,
+    /// the wake and signal pipes, the state files and the runtime, and 2 per device (its connection
+    /// and one being replaced). The startup check needs `maxConnections` plus this.
+    public var reservedDescriptors: Int { 32 + 2 * devices.count }
+
+    /// Descriptors the Modbus server leaves free while it runs, so device polls and state-file
+    /// writes still get one when clients have taken all the others: 2 per device and 8 for files.
+    public var runtimeDescriptorReserve: Int { 8 + 2 * devices.count }
 
     public init(
         devices: [DeviceConfiguration], listen: SocketAddress = SocketAddress(host: "0.0.0.0", port: 502),
@@ -140,6 +152,7 @@ public struct BridgeConfiguration: Sendable {
         guard interval > .zero else { throw .invalid("--interval must be positive") }
         guard staleAfter >= interval else { throw .invalid("--stale-after must be at least the interval") }
         guard maxConnections >= 1 else { throw .invalid("--max-connections must be at least 1") }
+        guard maxConnectionsPerAddress >= 1 else { throw .invalid("--max-connections-per-address must be at least 1") }
         guard idleTimeout > .zero else { throw .invalid("--idle-timeout must be positive") }
         guard control.writeTimeout > .zero else { throw .invalid("--write-timeout must be positive") }
         if let maximum = control.limits.maxExportLimit, maximum < 0 {

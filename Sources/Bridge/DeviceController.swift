@@ -3,17 +3,20 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Locking
 import Logging
 import ModbusServer
 import SEC1000Client
 import SEC1000Protocol
+import Sockets
 
 /// Changes one device's export settings on behalf of Modbus clients, and keeps its settings and
 /// clock in step.
 ///
 /// Every transaction goes through the device's one `SEC1000Client`, so writes are serialized with
 /// the polls; writes are also serialized with each other, so a read-back always belongs to its own
-/// write. Every attempt is written to the log as an audit line.
+/// write. Every write that is carried out is written to the log as an audit line; refused writes
+/// are logged once per client and reason, then summarized with a count (`refusalLog`).
 public struct DeviceController: Sendable {
     public let unit: UInt8
     let client: SEC1000Client
@@ -21,6 +24,13 @@ public struct DeviceController: Sendable {
     let configuration: BridgeConfiguration
     let logger: Logger
     private let operations = OperationQueue()
+    /// Refused writes are a client's mistake or an attack: a flood of them must not flood the log.
+    private let refusalLog = Locked(LogRateLimiter<RefusalKey>())
+
+    struct RefusalKey: Hashable, Sendable {
+        let host: String
+        let reason: String
+    }
 
     init(unit: UInt8, client: SEC1000Client, state: DeviceState, configuration: BridgeConfiguration, logger: Logger) {
         self.unit = unit
@@ -40,19 +50,19 @@ public struct DeviceController: Sendable {
         ]
         guard control.enabled else {
             audit["outcome"] = "refused: control is not enabled (--enable-control)"
-            logger.notice("control write refused", metadata: audit)
+            logRefusal(audit, client: request.client)
             return .illegalFunction
         }
         guard control.allow.contains(where: { $0.contains(host: request.client.host) }) else {
             audit["outcome"] = "refused: client not in --control-allow"
-            logger.notice("control write refused", metadata: audit)
+            logRefusal(audit, client: request.client)
             return .illegalFunction
         }
         let change: SettingsChange
         switch ControlWrite.change(from: request) {
         case .failure(let exception):
             audit["outcome"] = "refused: \(exception)"
-            logger.notice("control write refused", metadata: audit)
+            logRefusal(audit, client: request.client)
             if exception == .illegalDataValue { state.record(writeResult: .refusedByValidation) }
             return exception
         case .success(let parsed):
@@ -77,6 +87,33 @@ public struct DeviceController: Sendable {
             }
         }
         return nil
+    }
+
+    /// Logs a refused write the first time its client and reason come up in a window; counts the rest.
+    private func logRefusal(_ audit: Logger.Metadata, client: SocketAddress, now: ContinuousClock.Instant = .now) {
+        let key = RefusalKey(host: client.host, reason: audit["outcome"].map { "\($0)" } ?? "")
+        let (verdict, summaries) = refusalLog.withLock { limiter in
+            (limiter.record(key, now: now), limiter.expire(now: now))
+        }
+        logSummaries(summaries)
+        if verdict == .log { logger.notice("control write refused", metadata: audit) }
+    }
+
+    /// Writes the counts of refused writes whose window has ended; the poller calls it every cycle,
+    /// so a flood that stops still gets its summary.
+    public func logRefusalSummaries(now: ContinuousClock.Instant = .now) {
+        logSummaries(refusalLog.withLock { $0.expire(now: now) })
+    }
+
+    private func logSummaries(_ summaries: [LogRateLimiter<RefusalKey>.Summary]) {
+        for summary in summaries {
+            let from = summary.key.map { "from \($0.host)" } ?? "from other addresses"
+            var metadata: Logger.Metadata = ["count": "\(summary.count)"]
+            if let reason = summary.key?.reason { metadata["outcome"] = "\(reason)" }
+            logger.notice(
+                "\(summary.count) more refused writes \(from) in the last \(summary.window.components.seconds) s",
+                metadata: metadata)
+        }
     }
 
     /// Carries `change` out within the write timeout and records the result in register 309.

@@ -38,6 +38,7 @@ public struct Poller: Service {
             var nextClockSync = ContinuousClock.now
             while !Task.isCancelled {
                 let started = ContinuousClock.now
+                controller.logRefusalSummaries()
                 // The clock at start and once a day.
                 if configuration.control.syncClock, started >= nextClockSync {
                     // A device that did not take the time is asked again in an hour, not every poll.

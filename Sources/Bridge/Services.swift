@@ -86,8 +86,10 @@ public struct BridgeRuntime: Sendable {
         server = try ModbusTCPServer(
             configuration: ServerConfiguration(
                 listen: configuration.listen, maxConnections: configuration.maxConnections,
+                maxConnectionsPerAddress: configuration.maxConnectionsPerAddress,
                 idleTimeout: configuration.idleTimeout,
-                identification: BridgeIdentity.deviceIdentification(version: configuration.version)),
+                identification: BridgeIdentity.deviceIdentification(version: configuration.version),
+                reservedDescriptors: configuration.runtimeDescriptorReserve),
             bank: BridgeRegisterBank(devices: states, controllers: controllers), logger: logger)
         self.simulator = simulator
     }

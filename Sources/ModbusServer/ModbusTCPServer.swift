@@ -12,28 +12,46 @@ import Synchronization
 /// How the server treats its clients.
 public struct ServerConfiguration: Sendable {
     public var listen: SocketAddress
-    /// Open client connections at most; at the limit, the longest-idle one is closed for a newcomer.
+    /// Open client connections at most. At the limit a newcomer takes the place of the newest
+    /// connection that has not sent a request yet; if every connection has, the newcomer is refused.
+    /// A connection that has sent requests, or waits for a write, is never closed for a newcomer.
     public var maxConnections: Int
+    /// Open connections from one client address at most; a newcomer beyond it is refused.
+    public var maxConnectionsPerAddress: Int
+    /// Descriptors the server leaves free for the rest of the program (its device connections and
+    /// files): a connection accepted into them is closed at once and accepting pauses.
+    public var reservedDescriptors: Int
     /// A connection with no complete request for this long is closed.
     public var idleTimeout: Duration
     /// What function 43 / MEI type 14 answers; `nil` refuses the function (0x01).
     public var identification: DeviceIdentification?
 
     public init(
-        listen: SocketAddress, maxConnections: Int = 64, idleTimeout: Duration = .seconds(60),
-        identification: DeviceIdentification? = nil
+        listen: SocketAddress, maxConnections: Int = 64, maxConnectionsPerAddress: Int? = nil,
+        idleTimeout: Duration = .seconds(60), identification: DeviceIdentification? = nil, reservedDescriptors: Int = 0
     ) {
         self.listen = listen
         self.maxConnections = max(1, maxConnections)
+        self.maxConnectionsPerAddress = max(1, maxConnectionsPerAddress ?? Self.defaultMaxConnectionsPerAddress)
+        self.reservedDescriptors = max(0, reservedDescriptors)
         self.idleTimeout = idleTimeout
         self.identification = identification
     }
+
+    /// Enough for a master that opens a few connections, too few for one host to fill the default table.
+    public static let defaultMaxConnectionsPerAddress = 16
 }
 
 /// Counters of what the server has done, for logs, tests and benchmarks.
 public struct ServerStatistics: Sendable, Equatable {
     public var accepted = 0
+    /// Connections closed for a newcomer at the connection limit.
     public var evicted = 0
+    /// Newcomers closed at once: the limit was reached and no connection could make room, or their
+    /// address had its share, or the descriptors left were the program's reserve.
+    public var refused = 0
+    /// Times accepting paused because `accept` failed (EMFILE, ENFILE, ...) or descriptors ran low.
+    public var acceptPauses = 0
     public var idleClosed = 0
     public var garbageClosed = 0
     public var requests = 0
@@ -102,6 +120,8 @@ public final class ModbusTCPServer: Sendable {
             let peer: SocketAddress
             var buffer: [UInt8] = []
             var lastRequest: ContinuousClock.Instant
+            /// Complete, well-framed requests received; a client with none may make room for a newcomer.
+            var requests = 0
             /// A write the bank is carrying out; this client's later requests wait for its answer.
             var pendingWrite: [UInt8]?
         }
@@ -115,6 +135,15 @@ public final class ModbusTCPServer: Sendable {
         /// requests gets a few answers per round, and the others are served in between.
         var scratch = [UInt8](repeating: 0, count: Int(sec1000_modbus_tcp_max_adu_length))
         var registers = [UInt16](repeating: 0, count: 125)
+        /// Repeated events of one kind from one address are logged once, then summarized.
+        var logLimiter = LogRateLimiter<ServerEvent>()
+        /// While set, the listener is left out of `poll()`: accepting failed, and retrying at once would spin.
+        var acceptPausedUntil: ContinuousClock.Instant?
+        var acceptPause = Self.firstAcceptPause
+        static let firstAcceptPause = Duration.milliseconds(100)
+        static let longestAcceptPause = Duration.seconds(1)
+        /// The soft descriptor limit, for the reserve check.
+        let descriptorLimit: Int
 
         init(server: ModbusTCPServer) {
             self.server = server
@@ -122,6 +151,7 @@ public final class ModbusTCPServer: Sendable {
             context = modbus_new_tcp("0.0.0.0", 0)!
             // Both tables span the whole address space, so the bank's values can go where the request points.
             mapping = modbus_mapping_new(0, 0, 65536, 65536)!
+            descriptorLimit = descriptorLimits().soft
         }
 
         deinit {
@@ -134,14 +164,19 @@ public final class ModbusTCPServer: Sendable {
             server.logger.info("Modbus TCP server listening", metadata: [
                 "address": "\(server.configuration.listen.host):\(server.port)",
                 "max-connections": "\(server.configuration.maxConnections)",
+                "max-connections-per-address": "\(server.configuration.maxConnectionsPerAddress)",
             ])
             var entries: [pollfd] = []
             while !server.stopping.load(ordering: .acquiring) {
                 entries.removeAll(keepingCapacity: true)
                 entries.append(pollfd(fd: server.wake.readDescriptor, events: Int16(POLLIN), revents: 0))
-                entries.append(pollfd(fd: server.listener.descriptor, events: Int16(POLLIN), revents: 0))
+                if let until = acceptPausedUntil, until <= .now { acceptPausedUntil = nil }
+                // A negative descriptor is skipped by poll(): the listener's place stays, unwatched.
+                let listening = acceptPausedUntil == nil ? server.listener.descriptor : -1
+                entries.append(pollfd(fd: listening, events: Int16(POLLIN), revents: 0))
                 for client in clients { entries.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
-                _ = pollDescriptors(&entries, timeout: nextIdleDeadline().map { max(.milliseconds(1), $0 - .now) })
+                let deadline = [nextIdleDeadline(), acceptPausedUntil, logLimiter.nextExpiry].compactMap { $0 }.min()
+                _ = pollDescriptors(&entries, timeout: deadline.map { max(.milliseconds(1), $0 - .now) })
                 if server.stopping.load(ordering: .acquiring) { break }
                 if entries[0].revents != 0 {
                     server.wake.drain()
@@ -160,6 +195,7 @@ public final class ModbusTCPServer: Sendable {
                 }
                 if entries[1].revents != 0 { acceptAll() }
                 closeIdle()
+                logSummaries()
             }
             for client in clients { close(client.fd) }
             server.stats.withLock { $0.open = 0 }
@@ -188,14 +224,17 @@ public final class ModbusTCPServer: Sendable {
                 while bytes.count - consumed >= MBAPHeader.size && clients[index].pendingWrite == nil {
                     let rest = UnsafeRawBufferPointer(rebasing: bytes[consumed...])
                     guard let size = MBAPHeader.frameSize(rest) else {
-                        server.logger.info("closing a client that sent a non-Modbus frame", metadata: [
-                            "client": "\(clients[index].peer)",
-                            "bytes": "\(Array(rest.prefix(12)).map { String($0, radix: 16) }.joined(separator: " "))",
-                        ])
+                        if logLimiter.record(ServerEvent(kind: .garbage, host: clients[index].peer.host), now: .now) == .log {
+                            server.logger.info("closing a client that sent a non-Modbus frame", metadata: [
+                                "client": "\(clients[index].peer)",
+                                "bytes": "\(Array(rest.prefix(12)).map { String($0, radix: 16) }.joined(separator: " "))",
+                            ])
+                        }
                         server.stats.withLock { $0.garbageClosed += 1 }
                         return false
                     }
                     guard rest.count >= size else { break }
+                    clients[index].requests += 1
                     guard answer(UnsafeRawBufferPointer(rebasing: rest[0..<size]), to: index) else { return false }
                     consumed += size
                 }
@@ -289,21 +328,28 @@ public final class ModbusTCPServer: Sendable {
                 do {
                     fd = try server.listener.acceptDescriptor()
                 } catch {
-                    server.logger.warning("accept failed", metadata: ["error": "\(error)"])
+                    // EMFILE, ENFILE and the like do not clear by retrying at once: the pending
+                    // connection stays in the backlog and poll() reports it again. Wait instead.
+                    pauseAccepting(because: "accept failed: \(error)")
                     return
                 }
                 guard let fd else { return }
+                // Descriptors are allocated lowest first: all below `fd` are taken, so at most
+                // `descriptorLimit - fd - 1` are free. Those are the program's reserve.
+                if descriptorLimit - Int(fd) - 1 < server.configuration.reservedDescriptors {
+                    close(fd)
+                    server.stats.withLock { $0.refused += 1 }
+                    pauseAccepting(because: "descriptors are running out; the rest are kept for the devices")
+                    return
+                }
+                acceptPause = Self.firstAcceptPause
                 var one: Int32 = 1
                 setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
                 let peer = peerAddress(of: fd)
-                if clients.count >= server.configuration.maxConnections,
-                   let oldest = clients.indices.min(by: { clients[$0].lastRequest < clients[$1].lastRequest }) {
-                    server.logger.notice("connection limit reached: closing the longest-idle client", metadata: [
-                        "closed": "\(clients[oldest].peer)", "new": "\(peer)",
-                        "limit": "\(server.configuration.maxConnections)",
-                    ])
-                    server.stats.withLock { $0.evicted += 1 }
-                    closeClient(at: oldest)
+                guard admit(peer) else {
+                    close(fd)
+                    server.stats.withLock { $0.refused += 1 }
+                    continue
                 }
                 clients.append(Client(id: nextClientID, fd: fd, peer: peer, lastRequest: .now))
                 nextClientID += 1
@@ -312,6 +358,65 @@ public final class ModbusTCPServer: Sendable {
                     $0.open = clients.count
                 }
                 server.logger.debug("client connected", metadata: ["client": "\(peer)"])
+            }
+        }
+
+        /// Whether a newcomer from `peer` may stay; makes room for it at the limit if a connection
+        /// that never sent a request can go. Those that have sent requests (the masters) and those
+        /// waiting for a write are never closed for a newcomer.
+        mutating func admit(_ peer: SocketAddress) -> Bool {
+            let configuration = server.configuration
+            let sameAddress = clients.lazy.filter { $0.peer.host == peer.host }.count
+            if sameAddress >= configuration.maxConnectionsPerAddress {
+                if logLimiter.record(ServerEvent(kind: .refusedPerAddress, host: peer.host), now: .now) == .log {
+                    server.logger.notice("connection limit per address reached: refusing a new client", metadata: [
+                        "client": "\(peer)", "limit": "\(configuration.maxConnectionsPerAddress)",
+                    ])
+                }
+                return false
+            }
+            guard clients.count >= configuration.maxConnections else { return true }
+            // The newest of those that never sent a request: older ones keep their places, so a
+            // flood churns only its own latest connection.
+            guard let victim = clients.indices.last(where: { clients[$0].requests == 0 && clients[$0].pendingWrite == nil }) else {
+                if logLimiter.record(ServerEvent(kind: .refused, host: peer.host), now: .now) == .log {
+                    server.logger.notice("connection limit reached: refusing a new client (every connection is in use)", metadata: [
+                        "client": "\(peer)", "limit": "\(configuration.maxConnections)",
+                    ])
+                }
+                return false
+            }
+            if logLimiter.record(ServerEvent(kind: .evicted, host: clients[victim].peer.host), now: .now) == .log {
+                server.logger.notice("connection limit reached: closing a client that has sent no request", metadata: [
+                    "closed": "\(clients[victim].peer)", "new": "\(peer)", "limit": "\(configuration.maxConnections)",
+                ])
+            }
+            server.stats.withLock { $0.evicted += 1 }
+            closeClient(at: victim)
+            return true
+        }
+
+        /// Leaves the listener out of `poll()` for a while, longer each time in a row (up to 1 s).
+        mutating func pauseAccepting(because reason: String) {
+            server.stats.withLock { $0.acceptPauses += 1 }
+            if logLimiter.record(ServerEvent(kind: .acceptPaused, host: ""), now: .now) == .log {
+                server.logger.warning("not accepting connections for a moment", metadata: [
+                    "reason": "\(reason)", "pause": "\(acceptPause)",
+                    "open": "\(clients.count)",
+                ])
+            }
+            acceptPausedUntil = .now + acceptPause
+            acceptPause = min(acceptPause * 2, Self.longestAcceptPause)
+        }
+
+        /// Writes one line for each kind of event that was not logged in full during its window.
+        mutating func logSummaries() {
+            guard let due = logLimiter.nextExpiry, due <= .now else { return }
+            for summary in logLimiter.expire(now: .now) {
+                let seconds = summary.window.components.seconds
+                let from = summary.key.map { $0.host.isEmpty ? "" : " from \($0.host)" } ?? " from other addresses"
+                let what = summary.key?.kind.summary ?? "repeated events (connections, refusals, pauses)"
+                server.logger.notice("\(summary.count) more \(what)\(from) in the last \(seconds) s")
             }
         }
 
@@ -341,4 +446,24 @@ public final class ModbusTCPServer: Sendable {
             server.stats.withLock { $0.open = clients.count }
         }
     }
+}
+
+/// A kind of server event whose log lines are rate-limited, and who caused it.
+struct ServerEvent: Hashable, Sendable {
+    enum Kind: Hashable, Sendable {
+        case garbage, evicted, refused, refusedPerAddress, acceptPaused
+
+        var summary: String {
+            switch self {
+            case .garbage: "clients closed for non-Modbus frames"
+            case .evicted: "clients closed for newcomers at the connection limit"
+            case .refused: "newcomers refused at the connection limit"
+            case .refusedPerAddress: "newcomers refused at the per-address connection limit"
+            case .acceptPaused: "pauses of accepting"
+            }
+        }
+    }
+
+    let kind: Kind
+    let host: String
 }

@@ -23,6 +23,13 @@ public struct TCPStream: ~Copyable, Sendable {
         #endif
     }
 
+    /// Takes over a socket connected elsewhere (a test that binds its own source address): made
+    /// non-blocking, and closed when the value goes away.
+    public init(adoptingConnected descriptor: Int32) {
+        _ = setNonBlocking(descriptor)
+        self.init(adopting: descriptor)
+    }
+
     deinit {
         interrupter?.unregister(descriptor)
         // Shut down first: the peer hears the end at once even while a copy of the descriptor

@@ -27,8 +27,15 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "Seconds after which data are no longer served (default: 3 intervals).", transform: NumberArgument.seconds(0.01...864000))
     var staleAfter: Double?
 
-    @Option(help: "Open Modbus connections at most; at the limit the longest-idle one is closed.", transform: NumberArgument.integer(1...10000))
+    @Option(
+        help: "Open Modbus connections at most; at the limit a newcomer replaces the newest connection that has sent no request, or is refused.",
+        transform: NumberArgument.integer(1...10000))
     var maxConnections: Int = 64
+
+    @Option(
+        help: "Open Modbus connections from one client address at most; a newcomer beyond it is refused.",
+        transform: NumberArgument.integer(1...10000))
+    var maxConnectionsPerAddress: Int = 16
 
     @Option(help: "Seconds without a complete request after which a connection is closed.", transform: NumberArgument.seconds(0.01...604800))
     var idleTimeout: Double = 60
@@ -121,6 +128,7 @@ struct BridgeCommand: AsyncParsableCommand {
                     limits: ControlLimits(maxExportLimit: maxExportLimit),
                     writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
             configuration.maxPlantPower = maxPlantPower
+            configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
             try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration
@@ -133,6 +141,7 @@ struct BridgeCommand: AsyncParsableCommand {
         ignoreBrokenPipes()
         bootstrapLogging(logLevel.level)
         let logger = Logger(label: "sec1000.bridge")
+        try checkDescriptorLimit()
         var simulator: SimulatedDevice?
         if simulate {
             var configuration = simulation.configuration

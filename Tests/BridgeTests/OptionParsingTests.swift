@@ -24,6 +24,7 @@ struct OptionParsingTests {
             .init(command: bridge, name: "--interval", range: 0.01...86400, integer: false),
             .init(command: bridge + ["--interval", "0.01"], name: "--stale-after", range: 0.01...864000, integer: false),
             .init(command: bridge, name: "--max-connections", range: 1...10000, integer: true),
+            .init(command: bridge, name: "--max-connections-per-address", range: 1...10000, integer: true),
             .init(command: bridge, name: "--idle-timeout", range: 0.01...604800, integer: false),
             .init(command: bridge, name: "--timeout", range: 0.001...3600, integer: false),
             .init(command: bridge, name: "--retries", range: 1...1000, integer: true),
@@ -129,6 +130,7 @@ struct OptionParsingTests {
         case (let c as BridgeCommand, "--interval"): c.interval
         case (let c as BridgeCommand, "--stale-after"): c.staleAfter ?? .nan
         case (let c as BridgeCommand, "--max-connections"): Double(c.maxConnections)
+        case (let c as BridgeCommand, "--max-connections-per-address"): Double(c.maxConnectionsPerAddress)
         case (let c as BridgeCommand, "--idle-timeout"): c.idleTimeout
         case (let c as BridgeCommand, "--timeout"): c.timeout
         case (let c as BridgeCommand, "--retries"): Double(c.retries)

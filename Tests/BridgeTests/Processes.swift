@@ -58,20 +58,37 @@ struct BridgeProcess: Sendable {
     let port: UInt16
 
     /// Starts the daemon with `extra` options and waits (at most 20 s) until it prints its port.
-    /// `errors` receives its standard error (by default it goes nowhere).
-    static func start(_ extra: [String] = [], errors: Pipe? = nil) async throws -> BridgeProcess {
-        try await offPool { Result { try blockingStart(extra, errors: errors) } }.get()
+    /// With `shell`, the daemon is started by `bash -c "SHELL; exec sec1000 ..."` (for `ulimit` and
+    /// the like; the process is still the daemon's). Its standard error goes to `errors`, or to the
+    /// file `errorFile`, or nowhere.
+    static func start(
+        _ extra: [String] = [], shell: String? = nil, errors: Pipe? = nil, errorFile: URL? = nil
+    ) async throws -> BridgeProcess {
+        try await offPool { Result { try blockingStart(extra, shell: shell, errors: errors, errorFile: errorFile) } }.get()
     }
 
-    private static func blockingStart(_ extra: [String], errors: Pipe?) throws -> BridgeProcess {
+    private static func blockingStart(_ extra: [String], shell: String?, errors: Pipe?, errorFile: URL?) throws -> BridgeProcess {
         let process = Process()
-        process.executableURL = try sec1000Executable()
-        process.arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
-                             "--min-gap", "0", "--log-level", "warning"] + extra
+        let arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
+                         "--min-gap", "0", "--log-level", "warning"] + extra
+        if let shell {
+            process.executableURL = URL(fileURLWithPath: "/bin/bash")
+            process.arguments = ["-c", "\(shell); exec \"$0\" \"$@\"", try sec1000Executable().path] + arguments
+        } else {
+            process.executableURL = try sec1000Executable()
+            process.arguments = arguments
+        }
         let output = Pipe()
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = output
-        process.standardError = errors ?? FileHandle.nullDevice
+        if let errors {
+            process.standardError = errors
+        } else if let errorFile {
+            _ = FileManager.default.createFile(atPath: errorFile.path, contents: nil)
+            process.standardError = try FileHandle(forWritingTo: errorFile)
+        } else {
+            process.standardError = FileHandle.nullDevice
+        }
         try process.run()
         // The bridge prints its port on its first line: "Modbus TCP on port N. ..."
         var text = ""

@@ -130,6 +130,11 @@ final class Connection {
         self.stream = stream
     }
 
+    /// A connection made elsewhere (from a chosen source address, say).
+    init(adopting stream: consuming TCPStream) {
+        self.stream = stream
+    }
+
     var descriptor: Int32 { stream.descriptor }
 
     /// Sends all of `bytes`; `false` when the connection failed (closed by the server, or the deadline).
