@@ -6,7 +6,9 @@ import Testing
 
 /// Every number option of the command line against absurd values (issue 14, defect 6): a value
 /// outside the documented range is a usage error (exit 64) naming the option, never a trap.
-@Suite("Number options", .timeLimit(.minutes(2)))
+/// A debug-build parse takes some 15 ms of CPU: the parsing runs off the cooperative pool and one
+/// test at a time (`.serialized`), so that it never stalls the suite's other tests.
+@Suite("Number options", .serialized, .timeLimit(.minutes(2)))
 struct OptionParsingTests {
     /// The number options of each subcommand with the ranges Docs/cli.md gives them.
     struct NumberOption: Sendable, CustomStringConvertible {
@@ -70,57 +72,68 @@ struct OptionParsingTests {
         }
     }
 
-    /// Every number option, in process (a debug-build parse takes some 15 ms, so a few values
-    /// each): the review's values are refused; the documented bounds are accepted and what lies
-    /// just beyond them refused, which ties each option to the range Docs/cli.md gives it.
+    /// Every number option, in process: the review's values are refused; the documented bounds
+    /// are accepted and what lies just beyond them refused, which ties each option to the range
+    /// Docs/cli.md gives it.
     @Test(arguments: options)
-    func everyNumberOptionTakesExactlyItsDocumentedRange(option: NumberOption) {
-        for value in Self.absurd {
-            #expect(parse(option, value) == .refused, "\(option) '\(value)'")
-        }
+    func everyNumberOptionTakesExactlyItsDocumentedRange(option: NumberOption) async {
         let step = option.integer ? 1 : 0.001
+        var cases = Self.absurd.map { ($0, ParseOutcome.refused) }
         for bound in [option.range.lowerBound, option.range.upperBound] {
-            let text = NumberArgument.format(bound)
-            #expect(parse(option, text) == .accepted(bound), "\(option) '\(text)'")
+            cases.append((NumberArgument.format(bound), .accepted(bound)))
         }
         for beyond in [option.range.lowerBound - step, option.range.upperBound + step] where beyond >= 0 {
-            let text = option.integer ? NumberArgument.format(beyond) : String(format: "%.3f", beyond)
-            #expect(parse(option, text) == .refused, "\(option) '\(text)'")
+            cases.append((option.integer ? NumberArgument.format(beyond) : String(format: "%.3f", beyond), .refused))
+        }
+        let texts = cases.map(\.0)
+        let outcomes = await offPool { texts.map { Self.parse(option, $0) } }
+        for ((text, expected), outcome) in zip(cases, outcomes) {
+            #expect(outcome.result == expected, "\(option) '\(text)'")
+            if case .refused = outcome.result {
+                #expect(outcome.exitCode == ExitCode.validationFailure.rawValue, "\(option) '\(text)': \(outcome.message)")
+                #expect(outcome.message.contains(option.name), "\(option) '\(text)': \(outcome.message)")
+            }
         }
     }
 
     /// A property of the parser behind every option: a random string is accepted exactly when it
     /// is a plain number inside the range, and the value accepted is the number written.
     @Test(arguments: [false, true])
-    func randomStringsAreAcceptedExactlyWhenPlainAndInRange(integer: Bool) {
-        var random = SplitMix64(seed: integer ? 0x5EC1001 : 0x5EC1000)
-        let range: ClosedRange<Double> = 0.5...86400
-        let parseDecimal = NumberArgument.seconds(range)
-        let parseInteger = NumberArgument.integer(1...10000)
-        for _ in 0..<2000 {
-            let (text, meant) = Self.randomNumber(&random, integer: integer)
-            if integer {
-                let expected = meant.flatMap { (1...10000).contains($0) ? Int($0) : nil }
-                #expect((try? parseInteger(text)) == expected, "'\(text)'")
-            } else {
-                let expected = meant.flatMap { range.contains($0) ? $0 : nil }
-                #expect((try? parseDecimal(text)) == expected, "'\(text)'")
+    func randomStringsAreAcceptedExactlyWhenPlainAndInRange(integer: Bool) async {
+        let mismatches = await offPool { () -> [String] in
+            var random = SplitMix64(seed: integer ? 0x5EC1001 : 0x5EC1000)
+            let range: ClosedRange<Double> = 0.5...86400
+            let parseDecimal = NumberArgument.seconds(range)
+            let parseInteger = NumberArgument.integer(1...10000)
+            var mismatches: [String] = []
+            for _ in 0..<5000 {
+                let (text, meant) = Self.randomNumber(&random, integer: integer)
+                let wrong = integer
+                    ? (meant.flatMap { (1...10000).contains($0) ? Int($0) : nil }).map(Double.init) != (try? parseInteger(text)).map(Double.init)
+                    : meant.flatMap { range.contains($0) ? $0 : nil } != (try? parseDecimal(text))
+                if wrong { mismatches.append(text) }
             }
+            return mismatches
         }
+        #expect(mismatches.isEmpty, "accepted or refused wrongly: \(mismatches.prefix(10))")
     }
 
     enum ParseOutcome: Equatable { case accepted(Double), refused }
 
-    /// Parses `option value` in the option's command; a refusal must be a usage error naming the option.
-    func parse(_ option: NumberOption, _ value: String) -> ParseOutcome {
+    struct Parsed: Sendable {
+        let result: ParseOutcome
+        let exitCode: Int32
+        let message: String
+    }
+
+    /// Parses `option value` in the option's command, as the executable does.
+    static func parse(_ option: NumberOption, _ text: String) -> Parsed {
         do {
-            let command = try SEC1000Command.parseAsRoot(option.command + [option.name, value])
-            return .accepted(Self.value(of: option, in: command))
+            let command = try SEC1000Command.parseAsRoot(option.command + [option.name, text])
+            return Parsed(result: .accepted(value(of: option, in: command)), exitCode: 0, message: "")
         } catch {
-            let message = SEC1000Command.fullMessage(for: error)
-            #expect(SEC1000Command.exitCode(for: error) == .validationFailure, "\(option) '\(value)': \(message)")
-            #expect(message.contains(option.name), "\(option) '\(value)': \(message)")
-            return .refused
+            return Parsed(result: .refused, exitCode: SEC1000Command.exitCode(for: error).rawValue,
+                          message: SEC1000Command.fullMessage(for: error))
         }
     }
 
