@@ -2,22 +2,23 @@ import SEC1000Protocol
 import SunSpec
 import Locking
 
-/// One good poll, encoded for serving.
+/// One good poll, with its energy counters, encoded once for serving.
 public struct Sample: Sendable {
+    /// The poll by name.
+    public let reading: Reading
     /// Blocks A and B: 56 registers.
     public let registers: [UInt16]
-    /// When it was taken, on the monotonic clock (for staleness).
-    public let taken: ContinuousClock.Instant
-    /// When it was taken, Unix seconds (for register 207).
-    public let unixTime: UInt32
-    /// Whether the inverters power is a substituted value.
-    public let substituted: Bool
-    /// The filtered measurements it was encoded from.
-    public let measurements: Measurements
     /// The energy counters after this poll, and block E and the SunSpec image encoded from it.
     public let energy: EnergyCounters
     public let energyRegisters: [UInt16]
     public let sunSpecRegisters: [UInt16]
+
+    /// When it was taken, on the monotonic clock (for staleness).
+    public var taken: ContinuousClock.Instant { reading.taken }
+    /// When it was taken, Unix seconds (for register 207).
+    public var unixTime: UInt32 { UInt32(clamping: Int64(reading.unixTime)) }
+    /// Whether the inverters power is a substituted value.
+    public var substituted: Bool { reading.substituted }
 }
 
 /// The device's export settings as last read, and the outcomes of control operations.

@@ -80,6 +80,12 @@ public struct EnergyIntegrator: Sendable {
         self.maximumPower = maximumPower
     }
 
+    /// Takes one good poll, by name.
+    @discardableResult
+    public mutating func add(_ reading: Reading) -> Step {
+        add(gridPower: reading.gridPower, productionPower: reading.invertersPower, at: reading.taken)
+    }
+
     /// Takes one good poll: grid power (W, + = import) and inverters power (W) measured at `instant`.
     @discardableResult
     public mutating func add(gridPower: Int32, productionPower: Int32, at instant: ContinuousClock.Instant) -> Step {

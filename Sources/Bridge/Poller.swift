@@ -60,28 +60,25 @@ public struct Poller: Service {
                             logger.debug("poll attempt failed", metadata: ["attempt": "\(attempt)", "error": "\(error)"])
                         }
                     }
-                    let output = filter.filter(raw.invertersPower, at: unixTime())
-                    var filtered = raw
-                    filtered.invertersPower = output.value
-                    let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
-                    let taken = ContinuousClock.now
-                    if case .refused(let power) = energy.add(gridPower: values[9], productionPower: values[10], at: taken) {
-                        logger.warning("energy step refused: a power beyond the plant maximum", metadata: [
-                            "power-w": "\(power)", "max-plant-power-w": "\(configuration.maxPlantPower)",
-                            "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
-                        ])
+                    let now = unixTime()
+                    let output = filter.filter(raw.invertersPower, at: now)
+                    let reading = Reading(
+                        raw, gridSign: configuration.gridSign, filteredInvertersPower: output.value,
+                        substituted: output.substituted, taken: .now, unixTime: now)
+                    let power: Logger.Metadata = [
+                        "grid-power-w": "\(reading.gridPower)", "inverters-power-w": "\(reading.invertersPower)",
+                    ]
+                    if case .refused(let step) = energy.add(reading) {
+                        logger.warning("energy step refused: a power beyond the plant maximum", metadata: power.merging([
+                            "power-w": "\(step)", "max-plant-power-w": "\(configuration.maxPlantPower)",
+                        ]) { $1 })
                     }
-                    state.publish(Sample(
-                        values: values, measurements: filtered, substituted: output.substituted,
-                        energy: energy.counters, sunSpecBase: state.sunSpecStatic, taken: taken,
-                        unixTime: UInt32(clamping: Int64(unixTime()))))
-                    if signCheck.observe(gridPower: values[9], invertersPower: values[10], at: taken) {
-                        logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: [
-                            "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
-                        ])
+                    state.publish(Sample(reading: reading, energy: energy.counters, sunSpecBase: state.sunSpecStatic))
+                    if signCheck.observe(gridPower: reading.gridPower, invertersPower: reading.invertersPower, at: reading.taken) {
+                        logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: power)
                     }
                     if !everUp {
-                        logger.info("device up", metadata: ["grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])"])
+                        logger.info("device up", metadata: power)
                     } else if failedCycles > 0 {
                         logger.notice("device recovered", metadata: ["failed-polls": "\(failedCycles)"])
                     }

@@ -23,14 +23,14 @@ extension RegisterMap {
     }
 
     /// The whole SunSpec image for one poll: `base` (the device's static image) with models 103
-    /// and 203 from block A's `values` (grid sign applied) and the energy counters.
-    public static func sunSpecRegisters(base: [UInt16], values: [Int32], energy: EnergyCounters) -> [UInt16] {
-        let inverters = Int64(values[10])
+    /// and 203 from `reading` and the energy counters.
+    public static func sunSpecRegisters(base: [UInt16], reading: Reading, energy: EnergyCounters) -> [UInt16] {
+        let inverters = Int64(reading.invertersPower)
         let inverter = InverterValues(
             power: inverters, lifetimeEnergy: energy.wholeWh(.production), state: inverters > 0 ? .mppt : .sleeping)
         let meter = MeterValues(
-            currents: values[3..<6].map(Int64.init), voltages: values[0..<3].map(Int64.init),
-            powers: values[6..<9].map(Int64.init), totalPower: Int64(values[9]),
+            currents: reading.currents.map(Int64.init), voltages: reading.voltages.map(Int64.init),
+            powers: reading.phasePowers.map(Int64.init), totalPower: Int64(reading.gridPower),
             importedEnergy: energy.wholeWh(.gridImport), exportedEnergy: energy.wholeWh(.gridExport))
         return SunSpecImage.image(static: base, inverter: inverter, meter: meter)
     }
@@ -39,15 +39,11 @@ extension RegisterMap {
 extension Sample {
     /// Encodes one good poll for every block it feeds, so a request never mixes two polls and the
     /// Modbus thread only copies registers.
-    init(
-        values: [Int32], measurements: Measurements, substituted: Bool, energy: EnergyCounters,
-        sunSpecBase: [UInt16], taken: ContinuousClock.Instant, unixTime: UInt32
-    ) {
+    init(reading: Reading, energy: EnergyCounters, sunSpecBase: [UInt16]) {
         self.init(
-            registers: RegisterMap.measurementRegisters(values), taken: taken, unixTime: unixTime,
-            substituted: substituted, measurements: measurements, energy: energy,
-            energyRegisters: RegisterMap.energyRegisters(energy),
-            sunSpecRegisters: RegisterMap.sunSpecRegisters(base: sunSpecBase, values: values, energy: energy))
+            reading: reading, registers: RegisterMap.measurementRegisters(RegisterMap.blockAValues(reading)),
+            energy: energy, energyRegisters: RegisterMap.energyRegisters(energy),
+            sunSpecRegisters: RegisterMap.sunSpecRegisters(base: sunSpecBase, reading: reading, energy: energy))
     }
 
     /// The registers that hold `block` (A, B, E or the SunSpec image) and the index of its first one.

@@ -20,14 +20,9 @@ public enum RegisterMap {
     public static let blocks = [blockA, blockB, blockC, blockD, blockE, sunSpec]
 
     /// The 14 int32 values of block A, in address order.
-    public static func blockAValues(_ m: Measurements, gridSign: GridSign) -> [Int32] {
-        let sign: Int64 = gridSign == .importPositive ? 1 : -1
-        let powers = m.powers.map { Int32(clamping: sign * Int64($0)) }
-        let grid = Int64(sign * Int64(m.meterPower))
-        let inverters = Int64(m.invertersPower)
-        return m.voltages + m.currents + powers + [
-            Int32(clamping: grid), m.invertersPower, Int32(clamping: inverters + grid),
-            Int32(clamping: max(grid, 0)), Int32(clamping: max(-grid, 0)),
+    public static func blockAValues(_ reading: Reading) -> [Int32] {
+        reading.voltages + reading.currents + reading.phasePowers + [
+            reading.gridPower, reading.invertersPower, reading.loadPower, reading.importPower, reading.exportPower,
         ]
     }
 

@@ -29,6 +29,8 @@ extension Reliability {
                 $0.interval = .seconds(1)
                 $0.staleAfter = .seconds(3600)
                 $0.maxConnections = Self.maxConnections
+                // Every attacker here is on loopback, one address: the global limit is under test.
+                $0.maxConnectionsPerAddress = Self.maxConnections
             }, body)
         }
 
