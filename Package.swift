@@ -26,8 +26,11 @@ let package = Package(
         .target(name: "SEC1000Protocol", swiftSettings: strict),
         // A value behind a pthread mutex: how threads share state here (Locked.swift says why).
         .target(name: "Locking", swiftSettings: strict),
-        // Blocking POSIX sockets with deadlines, shared by the client, the simulator and the server.
-        .target(name: "Sockets", dependencies: ["CSocketCalls", "Locking"], swiftSettings: strict),
+        // A dedicated OS thread for a blocking loop, off Swift's cooperative pool.
+        .target(name: "Threading", swiftSettings: strict),
+        // POSIX sockets with deadlines: blocking ones for the simulator and the server, async ones on
+        // one shared poll() thread for device transactions.
+        .target(name: "Sockets", dependencies: ["CSocketCalls", "Locking", "Threading"], swiftSettings: strict),
         // Declarations of the Linux calls that Swift's Glibc module hides (accept4, pipe2).
         .systemLibrary(name: "CSocketCalls"),
         // Small files done safely: atomic replacement with fsync, small-file reads, locks, set-aside copies.
@@ -41,7 +44,7 @@ let package = Package(
         // A simulated SEC1000 with fault injection.
         .target(
             name: "SEC1000Simulator",
-            dependencies: ["SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Threading", "SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // SunSpec models and their encoding: pure, no I/O.
@@ -55,14 +58,14 @@ let package = Package(
         // A Modbus TCP server on libmodbus that knows nothing of the SEC1000.
         .target(
             name: "ModbusServer",
-            dependencies: ["CModbus", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Threading", "CModbus", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // Pollers, the register map and the services that make up `sec1000 bridge`.
         .target(
             name: "Bridge",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "ModbusServer", "SunSpec", "Locking", "DurableFiles",
+                "SEC1000Protocol", "SEC1000Client", "ModbusServer", "SunSpec", "Locking", "Threading", "DurableFiles",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -81,18 +84,18 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
-        .testTarget(name: "SocketsTests", dependencies: ["Sockets"], swiftSettings: strict),
+        .testTarget(name: "SocketsTests", dependencies: ["Sockets", "Threading"], swiftSettings: strict),
         .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"], swiftSettings: strict),
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
-            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000"],
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000", "SunSpec",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -3,15 +3,15 @@ import ModbusServer
 /// Serves every configured device's registers on its unit id, following the contract's answer table.
 public struct BridgeRegisterBank: RegisterBank {
     private let devices: [UInt8: DeviceState]
-    private let controllers: [UInt8: DeviceController]
+    private let services: [UInt8: DeviceService]
     private let first: DeviceState
 
     /// `devices` in configuration order; unit ids 0 and 255 reach the first one unless configured.
-    public init(devices: [DeviceState], controllers: [DeviceController] = []) {
+    public init(devices: [DeviceState], services: [DeviceService] = []) {
         precondition(!devices.isEmpty, "at least one device")
         self.first = devices[0]
         self.devices = Dictionary(devices.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
-        self.controllers = Dictionary(controllers.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
+        self.services = Dictionary(services.map { ($0.device.unit, $0) }, uniquingKeysWith: { first, _ in first })
     }
 
     /// One dictionary lookup: this runs twice for every request.
@@ -20,8 +20,8 @@ public struct BridgeRegisterBank: RegisterBank {
     }
 
     public func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
-        guard let unit = device(request.unit)?.unit, let controller = controllers[unit] else { return .illegalFunction }
-        return controller.write(request, completion: completion)
+        guard let unit = device(request.unit)?.unit, let service = services[unit] else { return .illegalFunction }
+        return service.write(request, completion: completion)
     }
 
     public func serves(unit: UInt8) -> Bool { device(unit) != nil }

@@ -61,24 +61,3 @@ enum ControlWrite {
         return count == 1 ? "\(address)" : "\(address)-\(address + count - 1)"
     }
 }
-
-/// Runs one operation at a time, in arrival order, across suspension points (an actor alone
-/// would interleave them at every `await`).
-actor OperationQueue {
-    private var busy = false
-    private var waiting: [CheckedContinuation<Void, Never>] = []
-
-    func run<T: Sendable>(_ operation: @Sendable () async -> T) async -> T {
-        if busy {
-            await withCheckedContinuation { waiting.append($0) }
-        }
-        busy = true
-        let result = await operation()
-        if waiting.isEmpty {
-            busy = false
-        } else {
-            waiting.removeFirst().resume()
-        }
-        return result
-    }
-}

@@ -2,6 +2,7 @@ import DurableFiles
 import Logging
 import ServiceLifecycle
 import Sockets
+import Threading
 
 /// Why the bridge cannot start with the energy state file it was given. Nothing has been started,
 /// and the file has not been changed.

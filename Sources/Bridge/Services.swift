@@ -1,7 +1,6 @@
 import Logging
 import ModbusServer
 import SEC1000Client
-import SEC1000Simulator
 import ServiceLifecycle
 
 /// Runs a `ModbusTCPServer`'s network thread for the lifetime of the service.
@@ -12,71 +11,47 @@ public struct ModbusServerService: Service {
 
     public func run() async throws {
         server.start()
-        await waitForShutdown()
+        // Until graceful shutdown or cancellation.
+        try? await gracefulShutdown()
         server.stop()
     }
 }
 
-/// Runs the built-in simulated device for `bridge --simulate`.
-public struct SimulatorService: Service {
-    public let device: SimulatedDevice
-
-    public init(device: SimulatedDevice) { self.device = device }
-
-    public func run() async throws {
-        device.start()
-        await waitForShutdown()
-        device.stop()
-    }
-}
-
-/// Suspends until graceful shutdown or cancellation.
-func waitForShutdown() async {
-    let (stream, continuation) = AsyncStream<Void>.makeStream()
-    await withGracefulShutdownHandler {
-        await withTaskCancellationHandler {
-            for await _ in stream { break }
-        } onCancel: {
-            continuation.finish()
-        }
-    } onGracefulShutdown: {
-        continuation.finish()
-    }
-}
-
-/// The bridge, assembled: one poller per device, the device states, and the Modbus server.
+/// The bridge, assembled: one service per device (the only code that talks to it), the device
+/// states the Modbus server reads, the broadcast of readings front ends subscribe to, and the
+/// Modbus server.
 public struct BridgeRuntime: Sendable {
+    public let configuration: BridgeConfiguration
     public let server: ModbusTCPServer
-    public let pollers: [Poller]
+    public let devices: [DeviceService]
     public let states: [DeviceState]
-    public let controllers: [DeviceController]
-    public let simulator: SimulatedDevice?
+    /// Every good poll of every device, for front ends.
+    public let readings: ReadingBroadcast
     /// Keeps the energy state file; `nil` without `--energy-state`.
     public let energyPersistence: EnergyPersistenceService?
 
     /// Binds the Modbus port and reads the energy state file; nothing runs until the services run.
-    public init(configuration: BridgeConfiguration, simulator: SimulatedDevice? = nil, logger: Logger) throws {
+    public init(configuration: BridgeConfiguration, logger: Logger) throws {
         try configuration.validate()
+        self.configuration = configuration
         let states = configuration.devices.map {
             DeviceState(
                 unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
                 common: BridgeIdentity.common(serialNumber: $0.effectiveSerialNumber, unit: $0.unit, version: configuration.version))
         }
         self.states = states
-        controllers = zip(configuration.devices, states).map { device, state in
-            // One client per device, shared by its poller and its controller: the client
-            // serializes and spaces every transaction with that device.
+        // Before the Modbus port is bound: a state file that cannot be used stops the start.
+        let energy = try EnergyStart.load(configuration, logger: logger)
+        let readings = ReadingBroadcast()
+        self.readings = readings
+        devices = zip(configuration.devices, states).map { device, state in
             var logger = logger
             logger[metadataKey: "device"] = "\(device.address)"
             logger[metadataKey: "unit"] = "\(device.unit)"
-            let client = SEC1000Client(
-                address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
-            return DeviceController(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
-        }
-        // Before the Modbus port is bound: a state file that cannot be used stops the start.
-        let energy = try EnergyStart.load(configuration, logger: logger)
-        pollers = zip(configuration.devices, controllers).map { device, controller in
-            Poller(device: device, controller: controller, startingEnergy: energy.records[device.unit]?.counters ?? .zero)
+            let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
+            return DeviceService(
+                device: device, state: state, client: client, configuration: configuration,
+                startingEnergy: energy.records[device.unit]?.counters ?? .zero, broadcast: readings, logger: logger)
         }
         energyPersistence = configuration.energy.statePath.map {
             EnergyPersistenceService(
@@ -89,15 +64,16 @@ public struct BridgeRuntime: Sendable {
                 maxConnectionsPerAddress: configuration.maxConnectionsPerAddress,
                 idleTimeout: configuration.idleTimeout,
                 identification: BridgeIdentity.deviceIdentification(version: configuration.version),
-                reservedDescriptors: configuration.runtimeDescriptorReserve),
-            bank: BridgeRegisterBank(devices: states, controllers: controllers), logger: logger)
-        self.simulator = simulator
+                reservedDescriptors: configuration.runtimeDescriptorReserve,
+                // A write not confirmed in time is answered 0x0B by the server, waiting in line included.
+                writeTimeout: configuration.control.writeTimeout),
+            bank: BridgeRegisterBank(devices: states, services: devices), logger: logger)
     }
 
-    /// Every service to run, simulator first so the first poll finds it. Graceful shutdown goes in
-    /// reverse: the pollers stop before the energy counters are saved for the last time.
+    /// Every service to run. Graceful shutdown goes in reverse: the device services stop first
+    /// (answering the changes they will not carry out), then the energy counters are saved for the
+    /// last time, then the Modbus server sends the last answers and closes its connections.
     public var services: [any Service] {
-        (simulator.map { [SimulatorService(device: $0)] } ?? []) + [ModbusServerService(server: server)]
-            + (energyPersistence.map { [$0] } ?? []) + pollers
+        [ModbusServerService(server: server)] + (energyPersistence.map { [$0] } ?? []) + devices
     }
 }

@@ -6,6 +6,7 @@ import Darwin
 import CModbus
 import Logging
 import Sockets
+import Threading
 import Locking
 import Synchronization
 
@@ -25,11 +26,16 @@ public struct ServerConfiguration: Sendable {
     public var idleTimeout: Duration
     /// What function 43 / MEI type 14 answers; `nil` refuses the function (0x01).
     public var identification: DeviceIdentification?
+    /// A deferred write whose outcome has not come within this long is answered 0x0B by the
+    /// server itself, and its completion marked abandoned; `nil` waits as long as the bank takes.
+    public var writeTimeout: Duration?
 
     public init(
         listen: SocketAddress, maxConnections: Int = 64, maxConnectionsPerAddress: Int? = nil,
-        idleTimeout: Duration = .seconds(60), identification: DeviceIdentification? = nil, reservedDescriptors: Int = 0
+        idleTimeout: Duration = .seconds(60), identification: DeviceIdentification? = nil, reservedDescriptors: Int = 0,
+        writeTimeout: Duration? = nil
     ) {
+        self.writeTimeout = writeTimeout
         self.listen = listen
         self.maxConnections = max(1, maxConnections)
         self.maxConnectionsPerAddress = max(1, maxConnectionsPerAddress ?? Self.defaultMaxConnectionsPerAddress)
@@ -124,6 +130,9 @@ public final class ModbusTCPServer: Sendable {
             var requests = 0
             /// A write the bank is carrying out; this client's later requests wait for its answer.
             var pendingWrite: [UInt8]?
+            /// Since when, and the flag that tells the bank when nobody waits for it any more.
+            var pendingSince: ContinuousClock.Instant = .now
+            var requester: WriteCompletion.Requester?
         }
 
         let server: ModbusTCPServer
@@ -175,7 +184,8 @@ public final class ModbusTCPServer: Sendable {
                 let listening = acceptPausedUntil == nil ? server.listener.descriptor : -1
                 entries.append(pollfd(fd: listening, events: Int16(POLLIN), revents: 0))
                 for client in clients { entries.append(pollfd(fd: client.fd, events: Int16(POLLIN), revents: 0)) }
-                let deadline = [nextIdleDeadline(), acceptPausedUntil, logLimiter.nextExpiry].compactMap { $0 }.min()
+                let deadline = [nextIdleDeadline(), nextWriteDeadline(), acceptPausedUntil, logLimiter.nextExpiry]
+                    .compactMap { $0 }.min()
                 _ = pollDescriptors(&entries, timeout: deadline.map { max(.milliseconds(1), $0 - .now) })
                 if server.stopping.load(ordering: .acquiring) { break }
                 if entries[0].revents != 0 {
@@ -194,10 +204,17 @@ public final class ModbusTCPServer: Sendable {
                     index += 1
                 }
                 if entries[1].revents != 0 { acceptAll() }
+                expireWrites()
                 closeIdle()
                 logSummaries()
             }
-            for client in clients { close(client.fd) }
+            // Outcomes posted while the program stopped (a device service answering the writes it
+            // will not carry out) still reach their clients before the connections close.
+            finishWrites()
+            for client in clients {
+                client.requester?.leave()
+                close(client.fd)
+            }
             server.stats.withLock { $0.open = 0 }
             clients.removeAll()
             server.logger.info("Modbus TCP server stopped")
@@ -254,6 +271,7 @@ public final class ModbusTCPServer: Sendable {
                 guard let index = clients.firstIndex(where: { $0.id == token }),
                       let frame = clients[index].pendingWrite else { continue }
                 clients[index].pendingWrite = nil
+                clients[index].requester = nil
                 modbus_set_socket(context, clients[index].fd)
                 let sent = frame.withUnsafeBufferPointer { request in
                     switch outcome {
@@ -299,6 +317,8 @@ public final class ModbusTCPServer: Sendable {
                     return replyException(refusal, to: request)
                 }
                 clients[index].pendingWrite = Array(frame)
+                clients[index].pendingSince = .now
+                clients[index].requester = completion.requester
                 return true
             }
         }
@@ -424,6 +444,33 @@ public final class ModbusTCPServer: Sendable {
             clients.lazy.filter { $0.pendingWrite == nil }.map(\.lastRequest).min().map { $0 + server.configuration.idleTimeout }
         }
 
+        func nextWriteDeadline() -> ContinuousClock.Instant? {
+            guard let timeout = server.configuration.writeTimeout else { return nil }
+            return clients.lazy.filter { $0.pendingWrite != nil }.map(\.pendingSince).min().map { $0 + timeout }
+        }
+
+        /// Answers 0x0B to every write the bank has not finished within `writeTimeout`; a late
+        /// outcome finds no pending write and is dropped.
+        mutating func expireWrites() {
+            guard let timeout = server.configuration.writeTimeout else { return }
+            let limit = ContinuousClock.now - timeout
+            var index = 0
+            while index < clients.count {
+                if let frame = clients[index].pendingWrite, clients[index].pendingSince <= limit {
+                    clients[index].requester?.leave()
+                    clients[index].requester = nil
+                    clients[index].pendingWrite = nil
+                    modbus_set_socket(context, clients[index].fd)
+                    let sent = frame.withUnsafeBufferPointer { replyException(.gatewayTargetFailedToRespond, to: $0.baseAddress!) }
+                    if !sent || !answerBuffered(index) {
+                        closeClient(at: index)
+                        continue
+                    }
+                }
+                index += 1
+            }
+        }
+
         mutating func closeIdle() {
             let limit = ContinuousClock.now - server.configuration.idleTimeout
             var index = 0
@@ -440,6 +487,8 @@ public final class ModbusTCPServer: Sendable {
         }
 
         mutating func closeClient(at index: Int) {
+            // A write the bank has not started is dropped: nobody would get its answer.
+            clients[index].requester?.leave()
             close(clients[index].fd)
             server.logger.debug("client disconnected", metadata: ["client": "\(clients[index].peer)"])
             clients.remove(at: index)

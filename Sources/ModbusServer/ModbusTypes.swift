@@ -1,5 +1,6 @@
 import Sockets
 import Locking
+import Synchronization
 
 /// A Modbus exception code, as the server answers it.
 public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringConvertible {
@@ -7,6 +8,8 @@ public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringC
     case illegalDataAddress = 0x02
     case illegalDataValue = 0x03
     case serverDeviceFailure = 0x04
+    /// The server is busy with earlier requests; the client should retry later.
+    case serverDeviceBusy = 0x06
     case gatewayPathUnavailable = 0x0A
     case gatewayTargetFailedToRespond = 0x0B
 
@@ -16,6 +19,7 @@ public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringC
         case .illegalDataAddress: "illegal data address"
         case .illegalDataValue: "illegal data value"
         case .serverDeviceFailure: "server device failure"
+        case .serverDeviceBusy: "server device busy"
         case .gatewayPathUnavailable: "gateway path unavailable"
         case .gatewayTargetFailedToRespond: "gateway target device failed to respond"
         }
@@ -62,13 +66,32 @@ public enum WriteOutcome: Sendable, Equatable {
 public struct WriteCompletion: Sendable {
     let token: UInt64
     let queue: CompletionQueue?
+    let requester: Requester
+
+    init(token: UInt64, queue: CompletionQueue?, requester: Requester = Requester()) {
+        self.token = token
+        self.queue = queue
+        self.requester = requester
+    }
 
     public func callAsFunction(_ outcome: WriteOutcome) {
         queue?.post(token: token, outcome: outcome)
     }
 
+    /// Whether nobody waits for the outcome any more: the client closed its connection, or the
+    /// server answered it with 0x0B when `ServerConfiguration.writeTimeout` passed. A bank that
+    /// has not started the write yet should drop it.
+    public var isAbandoned: Bool { requester.isGone }
+
     /// A completion that goes nowhere, for judging requests without a server (tests, fuzzing).
     public static let discarded = WriteCompletion(token: 0, queue: nil)
+
+    /// Whether the requester of a deferred write still waits; the network thread sets it.
+    final class Requester: Sendable {
+        private let gone = Atomic<Bool>(false)
+        var isGone: Bool { gone.load(ordering: .acquiring) }
+        func leave() { gone.store(true, ordering: .releasing) }
+    }
 }
 
 /// Outcomes of deferred writes on their way back to the network thread.

@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Dispatch
 import Logging
 import SEC1000Protocol
 import Sockets
@@ -30,9 +29,10 @@ public struct RetryPolicy: Sendable, Equatable {
 /// A client for one SEC1000.
 ///
 /// Transactions to the device are serialized and spaced by at least `minimumGap` from the end of
-/// the previous one, whoever asks: the device stops answering when it is polled too fast.
-/// The blocking socket work runs on the client's own serial queue, never on Swift's cooperative
-/// pool, and task cancellation aborts it at once.
+/// the previous one, whoever asks: the device stops answering when it is polled too fast. Every
+/// wait suspends the calling task (the transaction's socket waits on a shared `PollLoop`), so a
+/// client holds no thread, and task cancellation ends a transaction at once, whether it waits
+/// for its turn, for the gap, or for the device.
 public final class SEC1000Client: Sendable {
     public let address: SocketAddress
     public let timeouts: Timeouts
@@ -40,19 +40,20 @@ public final class SEC1000Client: Sendable {
     /// Measurements outside these bounds fail the transaction with `.implausible`.
     public let plausibility: PlausibilityBounds
 
-    private let queue: DispatchQueue
-    /// When the last transaction ended; touched only on `queue`, guarded for the compiler's sake.
+    private let loop: PollLoop
+    private let turn = FIFOGate()
+    /// When the last transaction ended; written only by the task holding `turn`.
     private let lastTransactionEnd = Locked<ContinuousClock.Instant?>(nil)
 
     public init(
         address: SocketAddress, timeouts: Timeouts = Timeouts(), minimumGap: Duration = .seconds(1),
-        plausibility: PlausibilityBounds = .standard
+        plausibility: PlausibilityBounds = .standard, loop: PollLoop = .shared
     ) {
         self.address = address
         self.timeouts = timeouts
         self.minimumGap = minimumGap
         self.plausibility = plausibility
-        self.queue = DispatchQueue(label: "sec1000.client.\(address)")
+        self.loop = loop
     }
 
     /// One transaction, with no retry.
@@ -60,32 +61,13 @@ public final class SEC1000Client: Sendable {
     /// Cancellation returns `.cancelled` at once, whether the transaction is waiting for its turn,
     /// for the gap, or for the device.
     public func send(_ request: Request) async throws(SEC1000Error) -> Response {
-        let interrupter = SocketInterrupter()
-        let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<Response, SEC1000Error>, Never>) in
-                let once = ResumeOnce(continuation)
-                interrupter.onInterrupt { once.resume(.failure(.cancelled)) }
-                queue.async { [self] in
-                    once.resume(Result { () throws(SEC1000Error) -> Response in
-                        try paced(request, interrupter: interrupter)
-                    })
-                }
-            }
-        } onCancel: {
-            interrupter.interrupt()
-        }
-        return try result.get()
-    }
-
-    /// Runs on `queue`: waits out the gap, then performs the transaction.
-    private func paced(_ request: Request, interrupter: SocketInterrupter) throws(SEC1000Error) -> Response {
-        if interrupter.isInterrupted { throw .cancelled }
-        if let last = lastTransactionEnd.withLock({ $0 }) {
-            let wait = last + minimumGap - ContinuousClock.now
-            if wait > .zero, !TCPStream.sleep(wait, interrupter: interrupter) { throw .cancelled }
+        guard await turn.enter() else { throw .cancelled }
+        defer { turn.leave() }
+        if let last = lastTransactionEnd.withLock({ $0 }), last + minimumGap > .now {
+            do { try await Task.sleep(until: last + minimumGap, clock: .continuous) } catch { throw .cancelled }
         }
         defer { lastTransactionEnd.withLock { $0 = ContinuousClock.now } }
-        let response = try performTransaction(request, with: address, timeouts: timeouts, interrupter: interrupter)
+        let response = try await performTransaction(request, with: address, timeouts: timeouts, loop: loop)
         // A valid frame can still carry values no meter measures: a failed attempt, like a bad frame.
         if case .measurements(let m) = response, let reading = m.implausibility(within: plausibility) {
             // The decoder accepts only the canonical encoding, so this is the frame received.
@@ -139,13 +121,51 @@ public final class SEC1000Client: Sendable {
     }
 }
 
-/// Resumes a continuation once, whoever comes first: the transaction or its cancellation.
-private final class ResumeOnce<T: Sendable>: Sendable {
-    private let continuation: Locked<CheckedContinuation<T, Never>?>
+/// Lets one task at a time through, in arrival order; a task cancelled while it waits leaves the
+/// line at once. (An actor alone would interleave its callers at every `await`.)
+final class FIFOGate: Sendable {
+    private struct State {
+        var busy = false
+        var nextID: UInt64 = 0
+        var waiting: [(id: UInt64, continuation: CheckedContinuation<Bool, Never>)] = []
+    }
 
-    init(_ continuation: CheckedContinuation<T, Never>) { self.continuation = Locked(continuation) }
+    private let state = Locked(State())
 
-    func resume(_ value: T) {
-        continuation.withLock { $0.take() }?.resume(returning: value)
+    /// Waits for the turn; `false` if the task was cancelled first (it then does not hold it).
+    func enter() async -> Bool {
+        let id = state.withLock { state -> UInt64 in
+            defer { state.nextID += 1 }
+            return state.nextID
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+                let now = state.withLock { state -> Bool? in
+                    if Task.isCancelled { return false }
+                    if !state.busy {
+                        state.busy = true
+                        return true
+                    }
+                    state.waiting.append((id, continuation))
+                    return nil
+                }
+                if let now { continuation.resume(returning: now) }
+            }
+        } onCancel: {
+            state.withLock { state in
+                state.waiting.firstIndex { $0.id == id }.map { state.waiting.remove(at: $0).continuation }
+            }?.resume(returning: false)
+        }
+    }
+
+    /// Hands the turn to the next in line, or frees it.
+    func leave() {
+        state.withLock { state -> CheckedContinuation<Bool, Never>? in
+            guard !state.waiting.isEmpty else {
+                state.busy = false
+                return nil
+            }
+            return state.waiting.removeFirst().continuation
+        }?.resume(returning: true)
     }
 }

@@ -40,6 +40,40 @@ public func performTransaction(
     }
 }
 
+/// The same transaction for async code: every wait suspends on `loop`, so a thousand devices
+/// polled at once hold no thread each, and task cancellation ends it at once with `.cancelled`.
+public func performTransaction(
+    _ request: Request, with address: SocketAddress, timeouts: Timeouts, loop: PollLoop
+) async throws(SEC1000Error) -> Response {
+    let stream: AsyncTCPStream
+    do {
+        stream = try await AsyncTCPStream.connect(to: address, deadline: .now + timeouts.connect, loop: loop)
+    } catch {
+        throw SEC1000Error(error, stage: .connect, received: [])
+    }
+    let deadline = ContinuousClock.now + timeouts.answer
+    do {
+        try await stream.write(request.bytes, deadline: deadline)
+    } catch {
+        throw SEC1000Error(error, stage: .send, received: [])
+    }
+    var reader = ResponseFrameReader()
+    while reader.missing > 0 {
+        let chunk: [UInt8]
+        do throws(SocketError) {
+            chunk = try await stream.read(upTo: reader.missing, deadline: deadline)
+        } catch {
+            throw SEC1000Error(error, stage: .receive, received: reader.bytes)
+        }
+        do throws(ProtocolError) { try reader.append(chunk) } catch { throw SEC1000Error(error) }
+    }
+    do throws(ProtocolError) {
+        return try ResponseDecoder.decode(reader.bytes, for: request.command)
+    } catch {
+        throw SEC1000Error(error)
+    }
+}
+
 /// Sends `request` and returns whatever the device answered, valid or not, for `sec1000 analyze`.
 ///
 /// Reads until the length byte's frame is complete, the bytes stop making sense, the device

@@ -6,6 +6,7 @@ import Darwin
 import Logging
 import SEC1000Protocol
 import Sockets
+import Threading
 import Locking
 
 /// What the simulated device does and how it misbehaves.

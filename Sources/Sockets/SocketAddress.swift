@@ -43,12 +43,13 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// Resolves the address for a TCP socket; the results are tried in order.
-    func resolve(passive: Bool = false) throws(SocketError) -> [ResolvedAddress] {
+    /// Resolves the address for a TCP socket; the results are tried in order. `numericOnly`
+    /// refuses host names, so that the call never blocks on a name server.
+    func resolve(passive: Bool = false, numericOnly: Bool = false) throws(SocketError) -> [ResolvedAddress] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = socketStreamType
-        hints.ai_flags = passive ? AI_PASSIVE : 0
+        hints.ai_flags = (passive ? AI_PASSIVE : 0) | (numericOnly ? AI_NUMERICHOST : 0)
         var list: UnsafeMutablePointer<addrinfo>?
         let status = getaddrinfo(host, String(port), &hints, &list)
         guard status == 0, let list else {

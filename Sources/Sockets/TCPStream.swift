@@ -52,7 +52,7 @@ public struct TCPStream: ~Copyable, Sendable {
             guard setNonBlocking(fd) else { lastError = .fromErrno("fcntl"); close(fd); continue }
             if let interrupter, !interrupter.register(fd) { close(fd); throw .cancelled }
             let stream = TCPStream(adopting: fd, interrupter: interrupter)
-            let status = candidate.withSockaddr { Glibc_connect(fd, $0, $1) }
+            let status = candidate.withSockaddr { connectSocket(fd, $0, $1) }
             if status == 0 { return stream }
             guard errno == EINPROGRESS else { lastError = .fromErrno("connect"); continue }
             do throws(SocketError) {
@@ -228,12 +228,12 @@ func milliseconds(_ duration: Duration) -> Int32 {
 
 #if canImport(Glibc)
 let sendFlags = Int32(MSG_NOSIGNAL)
-private func Glibc_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+func connectSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
     Glibc.connect(fd, address, length)
 }
 #else
 let sendFlags: Int32 = 0
-private func Glibc_connect(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
+func connectSocket(_ fd: Int32, _ address: UnsafePointer<sockaddr>, _ length: socklen_t) -> Int32 {
     Darwin.connect(fd, address, length)
 }
 #endif

@@ -154,7 +154,7 @@ struct BridgeCommand: AsyncParsableCommand {
         let runtime: BridgeRuntime
         do {
             runtime = try BridgeRuntime(
-                configuration: try bridgeConfiguration(simulatorPort: simulator?.port), simulator: simulator, logger: logger)
+                configuration: try bridgeConfiguration(simulatorPort: simulator?.port), logger: logger)
         } catch let error as SocketError {
             printError("error: cannot listen on \(listen): \(error)")
             throw ExitCode(1)
@@ -170,7 +170,7 @@ struct BridgeCommand: AsyncParsableCommand {
             logger.warning("polling a real SEC1000 faster than every 5 s can make it stop answering", metadata: ["interval": "\(interval)"])
         }
         logger.info("sec1000 bridge started", metadata: [
-            "version": "\(bridgeVersion)", "devices": "\(runtime.pollers.map { "\($0.device.address)@\($0.device.unit)" })",
+            "version": "\(bridgeVersion)", "devices": "\(runtime.devices.map { "\($0.device.address)@\($0.device.unit)" })",
         ])
         let listenHost = (try? SocketAddress(parsing: listen, defaultPort: 502).host) ?? "127.0.0.1"
         let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
@@ -181,7 +181,8 @@ struct BridgeCommand: AsyncParsableCommand {
             logger.notice("SIGHUP received: there is no configuration file to reload; ignored")
         }
         let group = ServiceGroup(configuration: .init(
-            services: ([hangups] + runtime.services).map { .init(service: $0) },
+            // The simulator first, so the first poll finds it, and last to stop.
+            services: ([hangups] + (simulator.map { [SimulatorService(device: $0)] } ?? []) + runtime.services).map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

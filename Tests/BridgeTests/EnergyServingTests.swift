@@ -27,7 +27,7 @@ struct EnergyServingTests {
 
             // Second run, same option (as left in a service file): not applied again.
             try await BridgeHarness.run(configure: configure(export: 1000)) { harness in
-                #expect(harness.runtime.pollers[0].startingEnergy == first.counters)
+                #expect(harness.runtime.devices[0].startingEnergy == first.counters)
                 let client = try ModbusClient(port: harness.port)
                 #expect(await offPool { client.read(400, 12) }.values.map(uint64s)?[1] == 1000)
                 let polls = harness.state.current.goodPolls
@@ -39,8 +39,8 @@ struct EnergyServingTests {
 
             // Third run, a new meter reading: applied.
             try await BridgeHarness.run(configure: configure(export: 2000)) { harness in
-                #expect(harness.runtime.pollers[0].startingEnergy.gridExport == 2000)
-                #expect(harness.runtime.pollers[0].startingEnergy.production == second.counters.production)
+                #expect(harness.runtime.devices[0].startingEnergy.gridExport == 2000)
+                #expect(harness.runtime.devices[0].startingEnergy.production == second.counters.production)
             }
             let third = try #require(try load(path))
             #expect(third.counters.gridExport >= 2000 && third.counters.gridExport < 2001)

@@ -68,7 +68,7 @@ struct LogFloodTests {
             #expect(log.messages.filter { $0.contains("control write") && $0.contains("outcome=confirmed") }.count == 10,
                     "every allowed write is audited")
             // When the window ends (the poller calls this every cycle), the count is written.
-            harness.runtime.controllers[0].logRefusalSummaries(now: .now + .seconds(61))
+            harness.runtime.devices[0].control.logRefusalSummaries(now: .now + .seconds(61))
             #expect(log.contains("1999 more refused writes from 127.0.0.1 in the last 60 s"))
         }
     }

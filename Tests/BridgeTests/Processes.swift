@@ -1,5 +1,6 @@
 import Foundation
 import Sockets
+import Threading
 import Locking
 
 /// What a program that ran to its end left behind.

@@ -7,6 +7,7 @@ import Bridge
 import Foundation
 import Locking
 import Sockets
+import Threading
 import Testing
 
 /// Signals a daemon meets in the field (issue 14, defect 7): SIGHUP from a closed terminal or a

@@ -10,6 +10,7 @@ import SEC1000Protocol
 import SEC1000Simulator
 import ServiceLifecycle
 import Sockets
+import Threading
 import Locking
 import Testing
 

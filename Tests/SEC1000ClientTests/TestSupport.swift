@@ -12,6 +12,7 @@ import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
+import Threading
 import Locking
 import Testing
 

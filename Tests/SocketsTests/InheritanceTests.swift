@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Sockets
+import Threading
 import Testing
 
 /// A connection the owner closes ends at once, whatever child processes other threads start:
