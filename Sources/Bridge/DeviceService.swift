@@ -76,6 +76,9 @@ public final class DeviceService: Service, Sendable {
         self.control = ControlPath(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
     }
 
+    /// Changes waiting in line now (the one being carried out is not counted).
+    public var waitingChanges: Int { inbox.withLock { $0.waiting.count } }
+
     /// Puts a change in the device's line; `.busy` or `.shutDown` at once when it cannot wait.
     public func submit(_ request: ControlRequest) {
         let refusal = inbox.withLock { inbox -> ControlOutcome? in

@@ -32,6 +32,11 @@ public struct SimulatorConfiguration: Sendable {
     public var requestTimeout: Duration
     /// The longest a hung connection is held open.
     public var hangLimit: Duration
+    /// How long a set (0x42, 0x40, 0x33, 0x28) takes before it takes effect and is answered; a
+    /// real device has been seen taking seconds.
+    public var setDelay: Duration = .zero
+    /// Commands the device never answers: it closes the connection (a firmware that lacks 0x43).
+    public var unanswered: Set<Command> = []
 
     public init(
         listen: SocketAddress = SocketAddress(host: "127.0.0.1", port: 1234), faults: FaultRates = .none,
@@ -152,6 +157,14 @@ public final class SimulatedDevice: Sendable {
         }
     }
 
+    /// Changes how long a set takes, and which commands go unanswered.
+    public func setCommandBehaviour(setDelay: Duration, unanswered: Set<Command> = []) {
+        state.withLock {
+            $0.configuration.setDelay = setDelay
+            $0.configuration.unanswered = unanswered
+        }
+    }
+
     /// The export settings the device holds now.
     public var settings: ExportSettings { state.withLock { $0.configuration.settings } }
     public var meterMode: MeterMode { state.withLock { $0.configuration.meterMode } }
@@ -225,6 +238,9 @@ public final class SimulatedDevice: Sendable {
             return
         }
         guard let request else { return }
+        let (setDelay, unanswered) = state.withLock { ($0.configuration.setDelay, $0.configuration.unanswered) }
+        if unanswered.contains(request.command) { return }
+        if request.isSet, setDelay > .zero, !sleep(setDelay) { return }
         fault = chooseFault(for: request)
         logger.info("request", metadata: [
             "connection": "\(id)", "command": "\(request.command)", "bytes": "\(bytes.hexDescription)",
@@ -378,4 +394,9 @@ func currentUnixTime() -> Double {
     var now = timespec()
     clock_gettime(CLOCK_REALTIME, &now)
     return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+}
+
+extension Request {
+    /// Whether the request changes the device (a set of the limit, a control source or the clock).
+    var isSet: Bool { self != .readMeasurements && self != .readExportSettings }
 }
