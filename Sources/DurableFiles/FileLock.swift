@@ -51,6 +51,9 @@ public final class FileLock: Sendable {
     public func release() {
         descriptor.withLock { fd in
             guard fd >= 0 else { return }
+            // Unlocked first: a child forked meanwhile holds a copy of the descriptor until its
+            // exec, and the lock would live on in that copy after our close.
+            flock(fd, LOCK_UN)
             close(fd)
             fd = -1
         }

@@ -24,8 +24,11 @@ struct ControlTests {
         try #require(await offPool { (try? ModbusClient(port: port))?.read(300, 12) }?.values)
     }
 
+    /// The sets the device received, in the order they were sent: records are kept in the order
+    /// their connections ended, which a busy machine may swap for two quick transactions.
     func sets(_ device: SimulatedDevice) -> [Request] {
-        device.records.compactMap(\.request).filter { $0 != .readMeasurements && $0 != .readExportSettings }
+        device.records.sorted { $0.opened < $1.opened }.compactMap(\.request)
+            .filter { $0 != .readMeasurements && $0 != .readExportSettings }
     }
 
     @Test func aConfirmedWriteChangesTheDeviceAndAnswersNormally() async throws {
