@@ -63,7 +63,7 @@ public struct Poller: Service {
                     let output = filter.filter(raw.invertersPower, at: unixTime())
                     var filtered = raw
                     filtered.invertersPower = output.value
-                    let values = RegisterMap.blockAValues(filtered, gridSign: configuration.gridSign)
+                    let values = RegisterMap.blockAValues(filtered, gridSign: (device.gridSign ?? configuration.gridSign))
                     let taken = ContinuousClock.now
                     if case .refused(let power) = energy.add(gridPower: values[9], productionPower: values[10], at: taken) {
                         logger.warning("energy step refused: a power beyond the plant maximum", metadata: [
@@ -76,7 +76,7 @@ public struct Poller: Service {
                         energy: energy.counters, sunSpecBase: state.sunSpecStatic, taken: taken,
                         unixTime: UInt32(clamping: Int64(unixTime()))))
                     if signCheck.observe(gridPower: values[9], invertersPower: values[10], at: taken) {
-                        logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: [
+                        logger.warning("\(GridSignCheck.warning(gridSign: (device.gridSign ?? configuration.gridSign)))", metadata: [
                             "grid-power-w": "\(values[9])", "inverters-power-w": "\(values[10])",
                         ])
                     }
