@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
         .testTarget(
             name: "ConfigurationFileTests",
-            dependencies: ["ConfigurationFile", "Bridge", "OptionValues", "Sockets", "sec1000", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ConfigurationFile", "Bridge", "OptionValues", "Sockets"],
             swiftSettings: strict
         ),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets"], swiftSettings: strict),
@@ -106,7 +106,7 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000", "SunSpec",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "DurableFiles", "sec1000", "SunSpec", "ConfigurationFile",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

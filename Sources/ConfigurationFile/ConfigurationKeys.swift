@@ -42,7 +42,7 @@ extension ConfigurationKey {
     public static let bridge: [ConfigurationKey] = [
         ConfigurationKey("simulate", .flag),
         ConfigurationKey("listen", .value(check: { text in
-            do { _ = try SocketAddress(parsing: text, defaultPort: 502) } catch { throw OutOfRange(expected: "HOST:PORT (\(error))") }
+            _ = try SocketAddress(parsing: text, defaultPort: 502)
         })),
         .number("interval", NumberArgument.seconds(0.01...86400)),
         .number("stale-after", NumberArgument.seconds(0.01...864000)),
@@ -58,7 +58,7 @@ extension ConfigurationKey {
         ConfigurationKey("log-level", .choice(["trace", "debug", "info", "notice", "warning", "error", "critical"])),
         ConfigurationKey("enable-control", .flag),
         ConfigurationKey("control-allow", .list(check: { text in
-            do { _ = try AddressRange(parsing: text) } catch { throw OutOfRange(expected: "a network as CIDR (\(error))") }
+            _ = try AddressRange(parsing: text)
         })),
         .number("max-export-limit", NumberArgument.integer(0...Int32.max)),
         .number("write-timeout", NumberArgument.seconds(0.01...3600)),
