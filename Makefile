@@ -24,7 +24,19 @@ test: dependencies
 	$(SWIFT) test
 
 clean:
-	rm -rf .build .build-release .build-asan .build-tsan Fuzz/.build
+	rm -rf .build .build-release .build-deb .build-asan .build-tsan Fuzz/.build sec1000_*.deb
+
+# The Debian package (Docs/debian.md).
+.PHONY: deb test-deb
+
+## sec1000_<version>_<arch>.deb: the release binary, the systemd unit and /etc/sec1000/bridge.yaml.
+deb:
+	@scripts/install-dependencies.sh deb
+	scripts/build-deb.sh
+
+## Build the package, lintian it, install it, check the installed unit, purge it (as root).
+test-deb:
+	scripts/test-deb.sh
 
 # Reliability (Docs/reliability.md): each target stands alone; .ci/run runs them after `make test`.
 .PHONY: reliability fuzz sanitize

@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
@@ -61,6 +62,14 @@ let package = Package(
             dependencies: ["Threading", "CModbus", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
+        // The strict number parsers of the command line, shared with the configuration file.
+        .target(name: "OptionValues", swiftSettings: strict),
+        // `sec1000 bridge --config FILE`: the YAML file, its keys (one per long option) and its errors.
+        .target(
+            name: "ConfigurationFile",
+            dependencies: ["Bridge", "OptionValues", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strict
+        ),
         // Pollers, the register map and the services that make up `sec1000 bridge`.
         .target(
             name: "Bridge",
@@ -75,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "sec1000",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -84,6 +93,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
+        .testTarget(
+            name: "ConfigurationFileTests",
+            dependencies: ["ConfigurationFile", "Bridge", "OptionValues", "Sockets"],
+            swiftSettings: strict
+        ),
         .testTarget(name: "SocketsTests", dependencies: ["Sockets", "Threading"], swiftSettings: strict),
         .testTarget(name: "DurableFilesTests", dependencies: ["DurableFiles"], swiftSettings: strict),
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
@@ -95,7 +109,7 @@ let package = Package(
         .testTarget(
             name: "BridgeTests",
             dependencies: [
-                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec",
+                "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec", "ConfigurationFile",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -3,6 +3,8 @@
 # Debian/Ubuntu: libmodbus-dev (the Modbus server), mbpoll (a real Modbus client the tests run),
 # pkg-config (SwiftPM finds libmodbus through it); and pysunspec2, a SunSpec client the tests run,
 # from PyPI into .venv-tests/ unless python3 can already import it.
+# `install-dependencies.sh deb` installs only what `make deb` and scripts/test-deb.sh need instead:
+# dpkg-dev (dpkg-shlibdeps), fakeroot, lintian, adduser and systemd (systemd-analyze).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,7 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 packages=(libmodbus-dev mbpoll pkg-config)
+if [ "${1:-}" = deb ]; then packages=(libmodbus-dev pkg-config dpkg-dev fakeroot lintian adduser systemd); fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
@@ -23,6 +26,8 @@ if ((${#missing[@]})); then
     $sudo apt-get update -q
     $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+
+[ "${1:-}" = deb ] && exit 0
 
 command -v swift >/dev/null || { echo "swift is not on PATH: install Swift 6.1 or later (https://swift.org/install)" >&2; exit 1; }
 

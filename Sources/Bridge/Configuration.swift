@@ -8,11 +8,18 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var unit: UInt8
     /// SunSpec model 1's serial number; `nil` makes one from the address (`effectiveSerialNumber`).
     public var serialNumber: String?
+    /// The device's id in logs, topics and labels, `[a-zA-Z0-9_-]{1,64}`; `nil` makes one from the
+    /// serial number (`effectiveName`).
+    public var name: String?
+    /// This device's own sign convention; `nil` follows `BridgeConfiguration.gridSign`.
+    public var gridSign: GridSign?
 
-    public init(address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil) {
+    public init(address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil, name: String? = nil, gridSign: GridSign? = nil) {
         self.address = address
         self.unit = unit
         self.serialNumber = serialNumber
+        self.name = name
+        self.gridSign = gridSign
     }
 
     /// Parses `HOST[:PORT][@UNIT]` (port 1234 and unit 1 by default).
@@ -162,6 +169,7 @@ public struct BridgeConfiguration: Sendable {
             throw .invalid("--max-plant-power must be more than 0 and at most 2147483647 W")
         }
         try validateEnergyAndIdentity()
+        try validateNames()
     }
 }
 

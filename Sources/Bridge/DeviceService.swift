@@ -142,7 +142,7 @@ public final class DeviceService: Service, Sendable {
     }
 
     private func loop() async {
-        var poller = PollState(configuration: configuration, startingEnergy: startingEnergy)
+        var poller = PollState(configuration: configuration, gridSign: device.gridSign ?? configuration.gridSign, startingEnergy: startingEnergy)
         var schedule = Schedule()
         while !Task.isCancelled && !inbox.withLock({ $0.stopping }) {
             let now = ContinuousClock.now
@@ -244,14 +244,17 @@ public final class DeviceService: Service, Sendable {
 /// integrator and the grid-sign check, with the log lines they give. Lives in the device's loop.
 struct PollState: Sendable {
     let configuration: BridgeConfiguration
+    /// How this device signs its meter power (a device's own setting, or the bridge's).
+    let gridSign: GridSign
     var filter: ZeroPowerFilter
     var energy: EnergyIntegrator
     var signCheck: GridSignCheck
     /// Whether an implausible reading was logged at warning since the last good poll.
     var implausibleLogged = false
 
-    init(configuration: BridgeConfiguration, startingEnergy: EnergyCounters) {
+    init(configuration: BridgeConfiguration, gridSign: GridSign, startingEnergy: EnergyCounters) {
         self.configuration = configuration
+        self.gridSign = gridSign
         filter = ZeroPowerFilter(capacity: configuration.filterCapacity, maximumAge: configuration.filterMaximumAge)
         energy = EnergyIntegrator(
             counters: startingEnergy, maximumGap: configuration.staleAfter, maximumPower: configuration.maxPlantPower)
@@ -276,7 +279,7 @@ struct PollState: Sendable {
         let now = unixTime()
         let output = filter.filter(raw.invertersPower, at: now)
         return Reading(
-            raw, gridSign: configuration.gridSign, filteredInvertersPower: output.value, substituted: output.substituted,
+            raw, gridSign: gridSign, filteredInvertersPower: output.value, substituted: output.substituted,
             taken: .now, unixTime: now)
     }
 
@@ -294,7 +297,7 @@ struct PollState: Sendable {
         implausibleLogged = false
         let power: Logger.Metadata = ["grid-power-w": "\(reading.gridPower)", "inverters-power-w": "\(reading.invertersPower)"]
         if signCheck.observe(gridPower: reading.gridPower, invertersPower: reading.invertersPower, at: reading.taken) {
-            logger.warning("\(GridSignCheck.warning(gridSign: configuration.gridSign))", metadata: power)
+            logger.warning("\(GridSignCheck.warning(gridSign: gridSign))", metadata: power)
         }
         if !everUp {
             logger.info("device up", metadata: power)

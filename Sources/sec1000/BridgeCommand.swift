@@ -1,5 +1,6 @@
 import ArgumentParser
 import Bridge
+import ConfigurationFile
 import Logging
 import SEC1000Client
 import SEC1000Simulator
@@ -11,6 +12,11 @@ struct BridgeCommand: AsyncParsableCommand {
         commandName: "bridge",
         abstract: "Poll one or more SEC1000s and serve their values as Modbus TCP registers.",
         discussion: "The register map is in Docs/register-map.md. SIGTERM or SIGINT stops the bridge cleanly.")
+
+    @Option(help: ArgumentHelp(
+        "A YAML file of options (Docs/configuration.md); an option given here wins over its key, and --device replaces its devices.",
+        valueName: "file"))
+    var config: String?
 
     @Option(name: .customLong("device"), help: "A SEC1000 as HOST[:PORT][@UNIT] (port 1234, unit 1 by default); repeat for more.")
     var devices: [String] = []
@@ -96,7 +102,8 @@ struct BridgeCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        guard simulate || !devices.isEmpty else { throw ValidationError("give at least one --device, or --simulate") }
+        guard simulate || !devices.isEmpty || config != nil else { throw ValidationError("give at least one --device, or --simulate") }
+        if config == "-" { throw ValidationError("--config needs a file: standard input (-) is for sec1000 config check") }
         // Each number's range is checked as it is parsed (NumberArgument); here only what ties two together.
         if let staleAfter, staleAfter < interval { throw ValidationError("--stale-after must be at least --interval") }
         try simulation.check()
@@ -104,9 +111,20 @@ struct BridgeCommand: AsyncParsableCommand {
     }
 
     /// The bridge's configuration; a simulated device, if any, comes first on unit 1.
-    func bridgeConfiguration(simulatorPort: UInt16?) throws -> BridgeConfiguration {
+    /// `file` is the `--config` file when already read (`config check` reads standard input once).
+    func bridgeConfiguration(simulatorPort: UInt16?, file loaded: ConfigurationFile? = nil) throws -> BridgeConfiguration {
         do {
             var parsed = try devices.map { (text: String) throws(ConfigurationError) in try DeviceConfiguration(parsing: text) }
+            // The file's devices, unless the command line gives its own (--device replaces the list).
+            var fileAlignments: [UInt8: [EnergyCounter: UInt64]] = [:]
+            if let config, devices.isEmpty {
+                let file: ConfigurationFile
+                if let loaded { file = loaded } else {
+                    do { file = try ConfigurationFile.load(config) } catch { throw ConfigurationError.invalid(error.description) }
+                }
+                parsed = file.devices
+                fileAlignments = file.alignments
+            }
             if let simulatorPort {
                 parsed.insert(DeviceConfiguration(
                     address: SocketAddress(host: "127.0.0.1", port: simulatorPort), unit: 1, serialNumber: "SEC1000-SIMULATED"), at: 0)
@@ -129,6 +147,7 @@ struct BridgeCommand: AsyncParsableCommand {
                     writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
             configuration.maxPlantPower = maxPlantPower
             configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
+            configuration.energy.alignments = fileAlignments
             try energy.apply(to: &configuration)
             try configuration.validate()
             return configuration
