@@ -2,25 +2,26 @@ import ModbusServer
 
 /// Serves every configured device's registers on its unit id, following the contract's answer table.
 public struct BridgeRegisterBank: RegisterBank {
-    private let devices: [UInt8: DeviceState]
-    private let services: [UInt8: DeviceService]
-    private let first: DeviceState
+    private let fleet: DeviceFleet
 
-    /// `devices` in configuration order; unit ids 0 and 255 reach the first one unless configured.
-    public init(devices: [DeviceState], services: [DeviceService] = []) {
-        precondition(!devices.isEmpty, "at least one device")
-        self.first = devices[0]
-        self.devices = Dictionary(devices.map { ($0.unit, $0) }, uniquingKeysWith: { first, _ in first })
-        self.services = Dictionary(services.map { ($0.device.unit, $0) }, uniquingKeysWith: { first, _ in first })
+    /// The fleet's devices as they are at each request; unit ids 0 and 255 reach the first one
+    /// unless configured.
+    public init(fleet: DeviceFleet) {
+        self.fleet = fleet
     }
 
-    /// One dictionary lookup: this runs twice for every request.
+    /// `devices` alone, for judging requests without device services (fuzzing).
+    public init(devices: [DeviceState]) {
+        self.fleet = DeviceFleet(states: devices)
+    }
+
+    /// One lookup under one short lock: this runs twice for every request.
     private func device(_ unit: UInt8) -> DeviceState? {
-        devices[unit] ?? (unit == 0 || unit == 255 ? first : nil)
+        fleet.state(unit: unit)
     }
 
     public func write(_ request: WriteRequest, completion: WriteCompletion) -> ModbusException? {
-        guard let unit = device(request.unit)?.unit, let service = services[unit] else { return .illegalFunction }
+        guard let unit = device(request.unit)?.unit, let service = fleet.service(unit: unit) else { return .illegalFunction }
         return service.write(request, completion: completion)
     }
 

@@ -51,7 +51,7 @@ public enum GridSign: String, Sendable, CaseIterable {
 }
 
 /// Who may change the device's export settings through Modbus writes, and within what bounds.
-public struct ControlConfiguration: Sendable {
+public struct ControlConfiguration: Sendable, Equatable {
     /// Writes are refused (0x01) unless enabled.
     public var enabled: Bool
     /// Client networks allowed to write; empty refuses everyone, even when enabled.

@@ -56,6 +56,7 @@ public final class DeviceService: Service, Sendable {
     private let broadcast: ReadingBroadcast
     private let inbox = Locked(Inbox())
     private let wakeup = Wakeup()
+    private let ended = Latch()
 
     private struct Inbox {
         var waiting: [ControlRequest] = []
@@ -109,7 +110,21 @@ public final class DeviceService: Service, Sendable {
         }
     }
 
+    /// Ends the service as graceful shutdown does (a change in progress finishes), for a device
+    /// removed or replaced on reload.
+    public func stop() {
+        inbox.withLock { $0.stopping = true }
+        wakeup.signal()
+    }
+
+    /// Returns once `run()` has ended.
+    public func finished() async { await ended.wait() }
+
+    /// The energy counters as they stand: the latest poll's, or those it started from.
+    public var currentEnergy: EnergyCounters { state.current.sample?.energy ?? startingEnergy }
+
     public func run() async throws {
+        defer { ended.open() }
         await withGracefulShutdownHandler {
             await loop()
         } onGracefulShutdown: { [self] in
@@ -144,6 +159,9 @@ public final class DeviceService: Service, Sendable {
     private func loop() async {
         var poller = PollState(configuration: configuration, gridSign: device.gridSign ?? configuration.gridSign, startingEnergy: startingEnergy)
         var schedule = Schedule()
+        // When a poll is due and a change waits, they take turns: a device slower than the
+        // interval still gets its changes, and changes never hold the data back by more than one.
+        var changeNext = false
         while !Task.isCancelled && !inbox.withLock({ $0.stopping }) {
             let now = ContinuousClock.now
             control.logRefusalSummaries(now: now)
@@ -152,15 +170,19 @@ public final class DeviceService: Service, Sendable {
                 // A device that did not take the time is asked again in an hour, not every poll.
                 let synced = await cancelWhenGracefulShutdown { [control] in await control.syncClock() }
                 schedule.nextClockSync = now + (synced ? .seconds(86400) : .seconds(3600))
-            } else if now >= schedule.nextPoll {
+            } else if now >= schedule.nextPoll && !changeNext {
                 let before = (poller, schedule)
                 (poller, schedule) = await cancelWhenGracefulShutdown { [self] in
                     var (poller, schedule) = before
                     await poll(&poller, &schedule, started: now)
                     return (poller, schedule)
                 }
+                changeNext = true
             } else if let request = nextRequest() {
                 await carryOut(request)
+                changeNext = false
+            } else if now >= schedule.nextPoll {
+                changeNext = false
             } else {
                 await wakeup.wait(until: schedule.nextPoll)
             }
@@ -403,5 +425,34 @@ public final class ReadingBroadcast: Sendable {
 
     func publish(_ update: DeviceUpdate) {
         for continuation in state.withLock({ Array($0.subscribers.values) }) { continuation.yield(update) }
+    }
+}
+
+/// Opens once; everyone waiting, and everyone who comes later, passes.
+final class Latch: Sendable {
+    private struct State {
+        var open = false
+        var waiting: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private let state = Locked(State())
+
+    func open() {
+        state.withLock { state -> [CheckedContinuation<Void, Never>] in
+            state.open = true
+            defer { state.waiting.removeAll() }
+            return state.waiting
+        }.forEach { $0.resume() }
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { state -> Bool in
+                if state.open { return true }
+                state.waiting.append(continuation)
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 }

@@ -70,7 +70,9 @@ public final class DeviceState: Sendable {
     public let sunSpecStatic: [UInt16]
     private let snapshot = Locked(DeviceSnapshot())
 
-    public init(unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil) {
+    /// `carrying` a predecessor's snapshot keeps its data served across a reload.
+    public init(unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil, carrying: DeviceSnapshot? = nil) {
+        if let carrying { snapshot.withLock { $0 = carrying } }
         self.unit = unit
         self.interval = interval
         self.staleAfter = staleAfter

@@ -110,14 +110,14 @@ public struct EnergyStart: Sendable {
 /// lock (in `start`) is held until the last save is done.
 public struct EnergyPersistenceService: Service {
     public let file: EnergyStateFile
-    private let states: [DeviceState]
+    private let fleet: DeviceFleet
     private let start: EnergyStart
     private let interval: Duration
     private let logger: Logger
 
-    public init(file: EnergyStateFile, states: [DeviceState], start: EnergyStart, interval: Duration, logger: Logger) {
+    public init(file: EnergyStateFile, fleet: DeviceFleet, start: EnergyStart, interval: Duration, logger: Logger) {
         self.file = file
-        self.states = states
+        self.fleet = fleet
         self.start = start
         self.interval = interval
         self.logger = logger
@@ -126,10 +126,13 @@ public struct EnergyPersistenceService: Service {
     /// Every record as it stands: the latest poll's counters, or the starting ones before any poll.
     public func currentRecords() -> [UInt8: EnergyRecord] {
         var records = start.others
-        for state in states {
-            var record = start.records[state.unit] ?? EnergyRecord()
-            if let energy = state.current.sample?.energy { record.counters = energy }
-            records[state.unit] = record
+        for (unit, counters) in fleet.retiredEnergy {
+            records[unit] = EnergyRecord(counters: counters, applied: start.records[unit]?.applied ?? records[unit]?.applied ?? [:])
+        }
+        for service in fleet.services {
+            var record = start.records[service.device.unit] ?? records[service.device.unit] ?? EnergyRecord()
+            record.counters = service.currentEnergy
+            records[service.device.unit] = record
         }
         return records
     }

@@ -1,3 +1,4 @@
+import Locking
 import Logging
 import ModbusServer
 import SEC1000Client
@@ -17,45 +18,44 @@ public struct ModbusServerService: Service {
     }
 }
 
-/// The bridge, assembled: one service per device (the only code that talks to it), the device
-/// states the Modbus server reads, the broadcast of readings front ends subscribe to, and the
-/// Modbus server.
-public struct BridgeRuntime: Sendable {
-    public let configuration: BridgeConfiguration
+/// The bridge, assembled: one service per device (the only code that talks to it) in a fleet
+/// that a reload changes, the broadcast of readings front ends subscribe to, and the Modbus server.
+public final class BridgeRuntime: Sendable {
+    /// The configuration in force (the last one applied by `reload`).
+    public var configuration: BridgeConfiguration { current.withLock { $0 } }
     public let server: ModbusTCPServer
-    public let devices: [DeviceService]
-    public let states: [DeviceState]
+    public let fleet: DeviceFleet
     /// Every good poll of every device, for front ends.
     public let readings: ReadingBroadcast
     /// Keeps the energy state file; `nil` without `--energy-state`.
     public let energyPersistence: EnergyPersistenceService?
+    private let current: Locked<BridgeConfiguration>
+    private let energyStart: EnergyStart
+    private let logger: Logger
+
+    /// The device services now, in configuration order.
+    public var devices: [DeviceService] { fleet.services }
+    /// The device states now, in configuration order.
+    public var states: [DeviceState] { fleet.services.map(\.state) }
 
     /// Binds the Modbus port and reads the energy state file; nothing runs until the services run.
     public init(configuration: BridgeConfiguration, logger: Logger) throws {
         try configuration.validate()
-        self.configuration = configuration
-        let states = configuration.devices.map {
-            DeviceState(
-                unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
-                common: BridgeIdentity.common(serialNumber: $0.effectiveSerialNumber, unit: $0.unit, version: configuration.version))
-        }
-        self.states = states
+        current = Locked(configuration)
+        self.logger = logger
         // Before the Modbus port is bound: a state file that cannot be used stops the start.
         let energy = try EnergyStart.load(configuration, logger: logger)
+        energyStart = energy
         let readings = ReadingBroadcast()
         self.readings = readings
-        devices = zip(configuration.devices, states).map { device, state in
-            var logger = logger
-            logger[metadataKey: "device"] = "\(device.address)"
-            logger[metadataKey: "unit"] = "\(device.unit)"
-            let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
-            return DeviceService(
-                device: device, state: state, client: client, configuration: configuration,
-                startingEnergy: energy.records[device.unit]?.counters ?? .zero, broadcast: readings, logger: logger)
-        }
+        let fleet = DeviceFleet(configuration.devices.map {
+            Self.service(for: $0, configuration: configuration, startingEnergy: energy.records[$0.unit]?.counters ?? .zero,
+                         broadcast: readings, logger: logger)
+        })
+        self.fleet = fleet
         energyPersistence = configuration.energy.statePath.map {
             EnergyPersistenceService(
-                file: EnergyStateFile(path: $0), states: states, start: energy, interval: configuration.energy.saveInterval,
+                file: EnergyStateFile(path: $0), fleet: fleet, start: energy, interval: configuration.energy.saveInterval,
                 logger: logger)
         }
         server = try ModbusTCPServer(
@@ -67,13 +67,117 @@ public struct BridgeRuntime: Sendable {
                 reservedDescriptors: configuration.runtimeDescriptorReserve,
                 // A write not confirmed in time is answered 0x0B by the server, waiting in line included.
                 writeTimeout: configuration.control.writeTimeout),
-            bank: BridgeRegisterBank(devices: states, services: devices), logger: logger)
+            bank: BridgeRegisterBank(fleet: fleet), logger: logger)
+    }
+
+    static func service(
+        for device: DeviceConfiguration, configuration: BridgeConfiguration, startingEnergy: EnergyCounters,
+        carrying snapshot: DeviceSnapshot? = nil, broadcast: ReadingBroadcast, logger: Logger
+    ) -> DeviceService {
+        var logger = logger
+        logger[metadataKey: "device"] = "\(device.address)"
+        logger[metadataKey: "unit"] = "\(device.unit)"
+        let state = DeviceState(
+            unit: device.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
+            common: BridgeIdentity.common(serialNumber: device.effectiveSerialNumber, unit: device.unit, version: configuration.version),
+            carrying: snapshot)
+        let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
+        return DeviceService(
+            device: device, state: state, client: client, configuration: configuration, startingEnergy: startingEnergy,
+            broadcast: broadcast, logger: logger)
+    }
+
+    /// Applies a new configuration without closing a Modbus connection: devices added, removed
+    /// or changed, timing and control settings changed. A device whose own settings and the
+    /// settings that drive it are unchanged runs on untouched; a changed one is replaced, keeping
+    /// its energy counters and its last data. What only a restart can change is named in the
+    /// report and left as it was.
+    public func reload(_ new: BridgeConfiguration) throws(ConfigurationError) -> ReloadReport {
+        try new.validate()
+        let old = configuration
+        var applied = new
+        let needsRestart = ReloadReport.restartOnly(old: old, new: new)
+        // What needs a restart stays as it runs.
+        applied.listen = old.listen
+        applied.maxConnections = old.maxConnections
+        applied.maxConnectionsPerAddress = old.maxConnectionsPerAddress
+        applied.idleTimeout = old.idleTimeout
+        applied.energy.statePath = old.energy.statePath
+        applied.energy.saveInterval = old.energy.saveInterval
+        applied.control.writeTimeout = old.control.writeTimeout
+        let drivesDevices = !old.drivesDevicesLike(applied)
+        var report = ReloadReport(needsRestart: needsRestart)
+        var services: [DeviceService] = []
+        var starting: [(service: DeviceService, after: DeviceService?)] = []
+        var stopping: [DeviceService] = []
+        let running = Dictionary(fleet.services.map { ($0.device.unit, $0) }, uniquingKeysWith: { first, _ in first })
+        let retired = fleet.retiredEnergy
+        for device in applied.devices {
+            if let previous = running[device.unit] {
+                if previous.device == device && !drivesDevices {
+                    services.append(previous)
+                    continue
+                }
+                let replacement = Self.service(
+                    for: device, configuration: applied, startingEnergy: previous.currentEnergy, carrying: previous.state.current,
+                    broadcast: readings, logger: logger)
+                services.append(replacement)
+                starting.append((replacement, previous))
+                stopping.append(previous)
+                report.changed.append(device.unit)
+            } else {
+                let energy = retired[device.unit] ?? energyStart.others[device.unit]?.counters ?? .zero
+                let service = Self.service(for: device, configuration: applied, startingEnergy: energy, broadcast: readings, logger: logger)
+                services.append(service)
+                starting.append((service, nil))
+                report.added.append(device.unit)
+            }
+        }
+        for (unit, service) in running where !applied.devices.contains(where: { $0.unit == unit }) {
+            stopping.append(service)
+            report.removed.append(unit)
+        }
+        current.withLock { $0 = applied }
+        fleet.replace(with: services, starting: starting, stopping: stopping)
+        return report
     }
 
     /// Every service to run. Graceful shutdown goes in reverse: the device services stop first
     /// (answering the changes they will not carry out), then the energy counters are saved for the
     /// last time, then the Modbus server sends the last answers and closes its connections.
     public var services: [any Service] {
-        [ModbusServerService(server: server)] + (energyPersistence.map { [$0] } ?? []) + devices
+        [ModbusServerService(server: server)] + (energyPersistence.map { [$0] } ?? []) + [fleet]
+    }
+}
+
+/// What a reload changed, and what it could not.
+public struct ReloadReport: Sendable, Equatable {
+    public var added: [UInt8] = []
+    public var removed: [UInt8] = []
+    public var changed: [UInt8] = []
+    /// Options whose new value takes effect only after a restart.
+    public var needsRestart: [String]
+
+    static func restartOnly(old: BridgeConfiguration, new: BridgeConfiguration) -> [String] {
+        var names: [String] = []
+        if old.listen != new.listen { names.append("listen") }
+        if old.maxConnections != new.maxConnections { names.append("max-connections") }
+        if old.maxConnectionsPerAddress != new.maxConnectionsPerAddress { names.append("max-connections-per-address") }
+        if old.idleTimeout != new.idleTimeout { names.append("idle-timeout") }
+        if old.energy.statePath != new.energy.statePath { names.append("energy-state") }
+        if old.energy.saveInterval != new.energy.saveInterval { names.append("energy-save-interval") }
+        if old.control.writeTimeout != new.control.writeTimeout { names.append("write-timeout") }
+        return names
+    }
+}
+
+extension BridgeConfiguration {
+    /// Whether the settings every device service runs with are the same in both.
+    func drivesDevicesLike(_ other: BridgeConfiguration) -> Bool {
+        interval == other.interval && staleAfter == other.staleAfter && gridSign == other.gridSign
+            && timeouts == other.timeouts && retry == other.retry && minimumGap == other.minimumGap
+            && maxBackoff == other.maxBackoff && filterCapacity == other.filterCapacity
+            && filterMaximumAge == other.filterMaximumAge && control == other.control
+            && maxPlantPower == other.maxPlantPower && version == other.version && signCheckAfter == other.signCheckAfter
     }
 }
