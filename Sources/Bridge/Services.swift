@@ -46,6 +46,8 @@ func waitForShutdown() async {
 
 /// The bridge, assembled: one poller per device, the device states, and the Modbus server.
 public struct BridgeRuntime: Sendable {
+    /// What the runtime was made from (device addresses and serial numbers, for the HTTP face).
+    public let configuration: BridgeConfiguration
     public let server: ModbusTCPServer
     public let pollers: [Poller]
     public let states: [DeviceState]
@@ -57,6 +59,7 @@ public struct BridgeRuntime: Sendable {
     /// Binds the Modbus port and reads the energy state file; nothing runs until the services run.
     public init(configuration: BridgeConfiguration, simulator: SimulatedDevice? = nil, logger: Logger) throws {
         try configuration.validate()
+        self.configuration = configuration
         let states = configuration.devices.map {
             DeviceState(
                 unit: $0.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
