@@ -9,9 +9,12 @@ public struct HTTPFaceRuntime: Sendable {
     public let server: HTTPFaceService
     public let historyService: HistoryService
 
-    public init(runtime: BridgeRuntime, address: SocketAddress, logger: Logger) {
+    /// `configure` changes the limits (tests shorten them).
+    public init(
+        runtime: BridgeRuntime, address: SocketAddress, logger: Logger, configure: (inout HTTPFaceConfiguration) -> Void = { _ in }
+    ) {
         var configuration = HTTPFaceConfiguration(host: address.host, port: Int(address.port))
-        configuration.maxConnections = 64
+        configure(&configuration)
         let history = PowerHistory(units: runtime.states.map(\.unit), spacing: runtime.configuration.interval)
         server = HTTPFaceService(source: FaceSource(runtime: runtime), history: history, configuration: configuration, logger: logger)
         historyService = HistoryService(history: history, states: runtime.states)
