@@ -10,9 +10,12 @@ dependencies:
 build: dependencies
 	$(SWIFT) build
 
-## Start the bridge on the built-in simulated SEC1000, serving Modbus TCP on port $(PORT).
+HTTP ?= 127.0.0.1:8080
+
+## Start the bridge on the built-in simulated SEC1000, serving Modbus TCP on port $(PORT) and the
+## status page, metrics and health checks on http://$(HTTP)/ (Docs/http.md).
 run: build
-	$(SWIFT) run sec1000 bridge --simulate --listen 0.0.0.0:$(PORT)
+	$(SWIFT) run sec1000 bridge --simulate --listen 0.0.0.0:$(PORT) --http $(HTTP)
 
 # Tests in flight at once. Each test that runs a bridge holds a dozen descriptors; with every test
 # of the suite in flight the process passes 1024, where libmodbus's client (select()) aborts. The

@@ -15,12 +15,18 @@ let package = Package(
         .library(name: "ModbusServer", targets: ["ModbusServer"]),
         .library(name: "Bridge", targets: ["Bridge"]),
         .library(name: "SunSpec", targets: ["SunSpec"]),
+        .library(name: "HTTPFace", targets: ["HTTPFace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        // Hummingbird's own dependencies, named for the HTTP face's channel handler (RequestGuard).
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
@@ -63,7 +69,7 @@ let package = Package(
             swiftSettings: strict
         ),
         // The strict number parsers of the command line, shared with the configuration file.
-        .target(name: "OptionValues", swiftSettings: strict),
+        .target(name: "OptionValues", dependencies: ["Sockets"], swiftSettings: strict),
         // `sec1000 bridge --config FILE`: the YAML file, its keys (one per long option) and its errors.
         .target(
             name: "ConfigurationFile",
@@ -81,10 +87,27 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The HTTP face of `sec1000 bridge --http`: Prometheus metrics, health checks, JSON status and
+        // a status page, read-only, on Hummingbird (Docs/http.md says why that server).
+        .target(
+            name: "HTTPFace",
+            dependencies: [
+                "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "sec1000",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile",
+                "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile", "HTTPFace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -110,6 +133,7 @@ let package = Package(
             name: "BridgeTests",
             dependencies: [
                 "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec", "ConfigurationFile",
+                "HTTPFace",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

@@ -37,7 +37,7 @@ public struct ControlSnapshot: Sendable {
 }
 
 /// Register 309: how the last write through Modbus ended.
-public enum WriteResult: UInt16, Sendable {
+public enum WriteResult: UInt16, Sendable, CaseIterable {
     case none = 0
     case confirmed = 1
     case refusedByValidation = 2
@@ -54,6 +54,9 @@ public struct DeviceSnapshot: Sendable {
     /// Register 206: the cause of the most recent failure (0: none so far).
     public var lastError: UInt16 = 0
     public var lastPollFailed = false
+    /// Failed attempts by register 206 code, and writes by register 309 result (for the HTTP face's metrics).
+    public var failuresByCode: [UInt16: UInt32] = [:]
+    public var writesByResult: [WriteResult: UInt32] = [:]
 
     public init() {}
 }
@@ -97,6 +100,7 @@ public final class DeviceState: Sendable {
             $0.failedPolls &+= 1
             $0.lastError = code
             $0.lastPollFailed = true
+            $0.failuresByCode[code, default: 0] &+= 1
         }
     }
 
@@ -110,7 +114,10 @@ public final class DeviceState: Sendable {
     }
 
     public func record(writeResult: WriteResult) {
-        snapshot.withLock { $0.control.lastWriteResult = writeResult }
+        snapshot.withLock {
+            $0.control.lastWriteResult = writeResult
+            $0.writesByResult[writeResult, default: 0] &+= 1
+        }
     }
 
     public func recordClockSync(unixTime: UInt32) {

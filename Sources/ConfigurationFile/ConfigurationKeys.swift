@@ -44,6 +44,8 @@ extension ConfigurationKey {
         ConfigurationKey("listen", .value(check: { text in
             _ = try SocketAddress(parsing: text, defaultPort: 502)
         })),
+        // The HTTP face (Docs/http.md): HOST:PORT, off without it.
+        ConfigurationKey("http", .value(check: { text in _ = try HTTPAddressArgument.parse(text) })),
         .number("interval", NumberArgument.seconds(0.01...86400)),
         .number("stale-after", NumberArgument.seconds(0.01...864000)),
         .number("max-connections", NumberArgument.integer(1...10000)),

@@ -5,11 +5,16 @@ public let exampleConfiguration = #"""
 # Each key is the long option of `sec1000 bridge` with the same name, and takes the same values;
 # an option given on the command line wins over its key. Check the file with
 #   sec1000 config check /etc/sec1000/bridge.yaml
-# and restart the service after a change: systemctl restart sec1000-bridge
+# and reload the service after a change: systemctl reload sec1000-bridge (what a reload cannot
+# change is logged and listed in Docs/configuration.md; restart for those).
 
 # Where to serve Modbus TCP. 127.0.0.1 serves this machine only; 0.0.0.0:502 serves the network.
 # (An IPv6 address needs quotes: "[::]:502".)
 listen: 127.0.0.1:502
+
+# The HTTP face: metrics for Prometheus, health checks, a status page (Docs/http.md). Read-only.
+# Remove the line to turn it off.
+http: 127.0.0.1:8080
 
 # Until you list your devices, the bridge serves the built-in simulated SEC1000 on unit 1.
 # Remove this line (or set it to false) when you add devices below.

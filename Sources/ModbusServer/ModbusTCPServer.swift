@@ -63,6 +63,9 @@ public struct ServerStatistics: Sendable, Equatable {
     public var requests = 0
     public var exceptions = 0
     public var open = 0
+    /// Requests by function code, and exceptions answered by exception code.
+    public var requestsByFunction: [UInt8: Int] = [:]
+    public var exceptionsByCode: [UInt8: Int] = [:]
 }
 
 /// A Modbus TCP server on libmodbus that serves a `RegisterBank`.
@@ -293,7 +296,11 @@ public final class ModbusTCPServer: Sendable {
                     frame: frame, bank: server.bank, client: clients[index].peer, registers: buffer,
                     identification: server.configuration.identification)
             }
-            server.stats.withLock { $0.requests += 1 }
+            let function = frame.count > 7 ? frame[7] : 0
+            server.stats.withLock {
+                $0.requests += 1
+                $0.requestsByFunction[function, default: 0] += 1
+            }
             let request = frame.baseAddress!.assumingMemoryBound(to: UInt8.self)
             modbus_set_socket(context, clients[index].fd)
             switch decision {
@@ -325,7 +332,10 @@ public final class ModbusTCPServer: Sendable {
 
         /// Answers `request` with `exception` on the current client's socket.
         func replyException(_ exception: ModbusException, to request: UnsafePointer<UInt8>) -> Bool {
-            server.stats.withLock { $0.exceptions += 1 }
+            server.stats.withLock {
+                $0.exceptions += 1
+                $0.exceptionsByCode[exception.rawValue, default: 0] += 1
+            }
             return modbus_reply_exception(context, request, UInt32(exception.rawValue)) >= 0
         }
 

@@ -1,3 +1,5 @@
+import Sockets
+
 /// Strict parsers for the numbers of the command line and of the configuration file (Docs/configuration.md).
 ///
 /// Every number option names its range. A value outside it, or one that is not a plain decimal
@@ -72,4 +74,16 @@ public enum Ranges {
     public static let retryWait: ClosedRange<Double> = 0...3600
     /// Attempts of one request (`--retries`).
     public static let retries: ClosedRange<Int> = 1...1000
+}
+
+/// `--http HOST:PORT`: both parts required, the port a plain whole number from 0 to 65535.
+public enum HTTPAddressArgument {
+    public static func parse(_ text: String) throws -> SocketAddress {
+        let expected = "HOST:PORT with a port from 0 to 65535 (127.0.0.1:8080, [::1]:8080)"
+        guard let colon = text.lastIndex(of: ":"), NumberArgument.isPlainInteger(String(text[text.index(after: colon)...])),
+              !text[text.index(after: colon)...].hasPrefix("-"),
+              let address = try? SocketAddress(parsing: text, defaultPort: nil)
+        else { throw OutOfRange(expected: expected) }
+        return address
+    }
 }

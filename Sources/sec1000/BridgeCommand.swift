@@ -1,6 +1,7 @@
 import ArgumentParser
 import Bridge
 import ConfigurationFile
+import HTTPFace
 import Logging
 import SEC1000Client
 import SEC1000Simulator
@@ -89,6 +90,11 @@ struct BridgeCommand: AsyncParsableCommand {
         help: "The most power, W, the plant can import, export or produce; a poll beyond it adds no energy to the counters.",
         transform: NumberArgument.decimal(1...2_147_483_647, unit: "W"))
     var maxPlantPower: Double = BridgeConfiguration.defaultMaxPlantPower
+
+    @Option(
+        help: "Serve metrics, health checks and a status page over HTTP on HOST:PORT (read-only; off unless given).",
+        transform: HTTPAddressArgument.parse)
+    var http: SocketAddress?
 
     @OptionGroup(title: "Simulated device (with --simulate)")
     var simulation: SimulationOptions
@@ -195,13 +201,20 @@ struct BridgeCommand: AsyncParsableCommand {
         let host = listenHost == "0.0.0.0" || listenHost == "::" ? "127.0.0.1" : listenHost
         printNow("Modbus TCP on port \(runtime.server.port). Read grid and inverter power (W) with:")
         printNow("  mbpoll -m tcp -a 1 -p \(runtime.server.port) -0 -r 18 -c 2 -t 4:int -B -1 \(host)")
+        var faceServices: [any Service] = []
+        if let http {
+            let face = HTTPFaceRuntime(runtime: runtime, address: http, logger: logger)
+            faceServices = face.services
+            if http.port != 0 { printNow("Status page, metrics and health checks: \(face.url)") }
+        }
         // Until a configuration file exists there is nothing to reload: SIGHUP is logged and ignored.
         let hangups = HangupService { [logger] in
             logger.notice("SIGHUP received: there is no configuration file to reload; ignored")
         }
         let group = ServiceGroup(configuration: .init(
             // The simulator first, so the first poll finds it, and last to stop.
-            services: ([hangups] + (simulator.map { [SimulatorService(device: $0)] } ?? []) + runtime.services).map { .init(service: $0) },
+            services: ([hangups] + (simulator.map { [SimulatorService(device: $0)] } ?? []) + runtime.services + faceServices)
+                .map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

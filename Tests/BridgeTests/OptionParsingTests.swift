@@ -72,6 +72,15 @@ struct OptionParsingTests {
         }
     }
 
+    /// `--http` takes HOST:PORT and nothing looser: exit 64 naming the option, before anything starts.
+    @Test func httpAddressIsStrict() async throws {
+        for value in ["8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:+80", "127.0.0.1:-1", "127.0.0.1:8o80", ":8080", ""] {
+            let result = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--http", value], timeout: 20)
+            #expect(result.status == 64, "--http \(value): \(result.everything)")
+            #expect(result.errors.contains("--http"), "--http \(value): \(result.everything)")
+        }
+    }
+
     /// Every number option, in process: the review's values are refused; the documented bounds
     /// are accepted and what lies just beyond them refused, which ties each option to the range
     /// Docs/cli.md gives it.

@@ -1,0 +1,201 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+import Hummingbird
+import HummingbirdCore
+import Locking
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// How the HTTP face listens and what it tolerates from clients.
+public struct HTTPFaceConfiguration: Sendable {
+    public var host: String
+    public var port: Int
+    /// Open HTTP connections at most; beyond it the face stops accepting (the kernel's backlog
+    /// holds newcomers), so hostile clients cannot take the descriptors the Modbus server needs.
+    public var maxConnections: Int = 64
+    /// The longest a request head may take to arrive, from the connection's start or the end of
+    /// the previous response (slow-header clients).
+    public var headDeadline: Duration = .seconds(10)
+    /// Connections with no complete request for this long are closed.
+    public var idleTimeout: Duration = .seconds(60)
+
+    public init(host: String, port: Int) {
+        self.host = host
+        self.port = port
+    }
+}
+
+/// `sec1000 bridge --http`: metrics, health, JSON status and the status page, read-only.
+///
+/// Hummingbird on SwiftNIO with an event loop thread of its own: sockets, parsing and limits are
+/// handled there, off the cooperative pool and off the Modbus server's thread. Responses are
+/// rendered in a task per connection from copies of the device snapshots (one lock each, held
+/// for a copy), so no request waits for a poll or a Modbus request, nor they for it.
+public struct HTTPFaceService: Service {
+    public let source: FaceSource
+    public let history: PowerHistory
+    public let configuration: HTTPFaceConfiguration
+    let logger: Logger
+    private let boundPort = Locked<Int?>(nil)
+
+    public init(source: FaceSource, history: PowerHistory, configuration: HTTPFaceConfiguration, logger: Logger) {
+        self.source = source
+        self.history = history
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// The port bound, once the server is running (the configured one, or the kernel's pick for 0).
+    public var port: Int? { boundPort.withLock { $0 } }
+
+    public func run() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let configuration = configuration
+        var serverLogger = logger
+        serverLogger.logLevel = max(logger.logLevel, .notice)
+        let app = Application(
+            responder: FaceResponder(source: source, history: history),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [
+                    RequestGuard(headDeadline: .init(configuration.headDeadline), maxBody: 64 * 1024),
+                ],
+                idleTimeout: .init(configuration.idleTimeout))),
+            configuration: ApplicationConfiguration(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "sec1000",
+                availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: serverLogger)),
+            onServerRunning: { [boundPort, logger] channel in
+                let port = channel.localAddress?.port ?? configuration.port
+                boundPort.withLock { $0 = port }
+                logger.info("HTTP face listening", metadata: ["address": "\(configuration.host):\(port)"])
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: serverLogger)
+        do {
+            try await app.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await group.shutdownGracefully()
+    }
+}
+
+/// The routes: GET (or HEAD) only, everything else 405; unknown paths 404.
+struct FaceResponder: HTTPResponder {
+    typealias Context = BasicRequestContext
+    let source: FaceSource
+    let history: PowerHistory
+
+    func respond(to request: Request, context: Context) async throws -> Response {
+        let path = request.uri.path
+        let known = ["/", "/metrics", "/health", "/health/live", "/api/status", "/api/history"]
+        guard known.contains(path) else {
+            return text(.notFound, "not found: the face serves \(known.joined(separator: ", "))\n")
+        }
+        guard request.method == .get || request.method == .head else {
+            var response = text(.methodNotAllowed, "method not allowed: the face is read-only (GET, HEAD)\n")
+            response.headers[.allow] = "GET, HEAD"
+            return response
+        }
+        var response: Response
+        switch path {
+        case "/metrics":
+            response = body(.ok, Metrics.render(source), type: "text/plain; version=0.0.4; charset=utf-8")
+        case "/health/live":
+            response = text(.ok, "ok\n")
+        case "/health":
+            let health = Health(source)
+            response = json(health.healthy ? .ok : .serviceUnavailable, health)
+        case "/api/status":
+            response = json(.ok, StatusReport(source, unixNow: unixNow()))
+        case "/api/history":
+            response = json(.ok, HistoryReport(source: source, history: history))
+        default:
+            response = body(.ok, Array(StatusPage.html.utf8), type: "text/html; charset=utf-8")
+            // The page may talk to this server only: no CDN, font or script from elsewhere loads.
+            response.headers[.contentSecurityPolicy] =
+                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src data:"
+        }
+        response.headers[.cacheControl] = "no-store"
+        response.headers[.xContentTypeOptions] = "nosniff"
+        if request.method == .head { response.body = .init() }
+        return response
+    }
+
+    func unixNow() -> Double {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
+    }
+
+    func text(_ status: HTTPResponse.Status, _ message: String) -> Response {
+        body(status, Array(message.utf8), type: "text/plain; charset=utf-8")
+    }
+
+    func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = (try? encoder.encode(value)) ?? Data("{\"error\":\"encoding failed\"}".utf8)
+        return body(status, Array(data), type: "application/json")
+    }
+
+    func body(_ status: HTTPResponse.Status, _ bytes: [UInt8], type: String) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = type
+        headers[.contentLength] = "\(bytes.count)"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}
+
+/// `/health`: healthy when every device has fresh data.
+struct Health: Encodable {
+    struct Device: Encodable {
+        var unit: UInt8
+        var fresh: Bool
+        var ageSeconds: Double?
+        var lastError: StatusReport.Code
+    }
+
+    var healthy: Bool
+    var devices: [Device]
+
+    init(_ source: FaceSource, now: ContinuousClock.Instant = .now) {
+        devices = source.states.map { state in
+            let snapshot = state.current
+            return Device(
+                unit: state.unit, fresh: snapshot.sample.map { state.isFresh($0, at: now) } ?? false,
+                ageSeconds: snapshot.sample.map { (now - $0.taken).seconds },
+                lastError: .init(code: snapshot.lastError, meaning: Names.error(snapshot.lastError)))
+        }
+        healthy = devices.allSatisfy(\.fresh)
+    }
+}
+
+/// `/api/history`: each device's last hour of grid and inverters power, oldest first.
+struct HistoryReport: Encodable {
+    struct Device: Encodable {
+        var unit: UInt8
+        /// Unix seconds, grid power W, inverters power W, one array each.
+        var unixTime: [UInt32]
+        var gridPower: [Int32]
+        var invertersPower: [Int32]
+    }
+
+    var spacingSeconds: Double
+    var devices: [Device]
+
+    init(source: FaceSource, history: PowerHistory) {
+        spacingSeconds = history.spacing.seconds
+        devices = source.states.map { state in
+            let points = history.points(unit: state.unit)
+            return Device(
+                unit: state.unit, unixTime: points.map(\.unixTime), gridPower: points.map(\.gridPower),
+                invertersPower: points.map(\.invertersPower))
+        }
+    }
+}
