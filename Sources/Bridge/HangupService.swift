@@ -16,6 +16,12 @@ public struct HangupService: Service {
 
     public init(onHangup: @escaping @Sendable () async -> Void) { self.onHangup = onHangup }
 
+    /// Ignores SIGHUP from now until the service traps it: one that arrives while the bridge starts
+    /// must not end it either.
+    public static func ignoreUntilRunning() {
+        signal(SIGHUP, SIG_IGN)
+    }
+
     public func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
         await cancelWhenGracefulShutdown {

@@ -162,8 +162,44 @@ struct BridgeCommand: AsyncParsableCommand {
         }
     }
 
+    /// Re-reads the configuration file and applies it to the running bridge: the file is read
+    /// and checked exactly as at start (flags still win), and a file that fails the check leaves
+    /// everything as it runs.
+    func reload(_ runtime: BridgeRuntime, simulatorPort: UInt16?, logger: Logger) {
+        guard let config else {
+            logger.notice("SIGHUP received: there is no configuration file (--config) to reload; ignored")
+            return
+        }
+        do {
+            let arguments = try ConfigurationFile.mergingFile(into: Array(CommandLine.arguments.dropFirst()))
+            guard let new = try SEC1000Command.parseAsRoot(arguments) as? BridgeCommand else {
+                throw ValidationError("the command line is no longer `bridge`")
+            }
+            var needsRestart: [String] = []
+            if new.simulate != simulate { needsRestart.append("simulate") }
+            if new.logLevel != logLevel { needsRestart.append("log-level") }
+            if new.http != http { needsRestart.append("http") }
+            let report = try runtime.reload(try new.bridgeConfiguration(simulatorPort: new.simulate ? simulatorPort : nil))
+            logger.notice("configuration reloaded", metadata: [
+                "file": "\(config)", "added-units": "\(report.added)", "removed-units": "\(report.removed)",
+                "changed-units": "\(report.changed)",
+            ])
+            needsRestart += report.needsRestart
+            if !needsRestart.isEmpty {
+                logger.warning("these settings change only with a restart; they stay as they run", metadata: [
+                    "options": "\(needsRestart.joined(separator: ", "))",
+                ])
+            }
+        } catch {
+            logger.error("configuration not reloaded: the running configuration stays", metadata: [
+                "file": "\(config)", "reason": "\(SEC1000Command.message(for: error))",
+            ])
+        }
+    }
+
     func run() async throws {
         ignoreBrokenPipes()
+        HangupService.ignoreUntilRunning()
         bootstrapLogging(logLevel.level)
         let logger = Logger(label: "sec1000.bridge")
         try checkDescriptorLimit()
@@ -207,9 +243,10 @@ struct BridgeCommand: AsyncParsableCommand {
             faceServices = face.services
             if http.port != 0 { printNow("Status page, metrics and health checks: \(face.url)") }
         }
-        // Until a configuration file exists there is nothing to reload: SIGHUP is logged and ignored.
-        let hangups = HangupService { [logger] in
-            logger.notice("SIGHUP received: there is no configuration file to reload; ignored")
+        // SIGHUP (systemctl reload) re-reads the --config file; without one it is logged and ignored.
+        let simulatorPort = simulator?.port
+        let hangups = HangupService { [self, logger] in
+            reload(runtime, simulatorPort: simulatorPort, logger: logger)
         }
         let group = ServiceGroup(configuration: .init(
             // The simulator first, so the first poll finds it, and last to stop.

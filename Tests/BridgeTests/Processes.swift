@@ -62,16 +62,19 @@ struct BridgeProcess: Sendable {
     /// With `shell`, the daemon is started by `bash -c "SHELL; exec sec1000 ..."` (for `ulimit` and
     /// the like; the process is still the daemon's). Its standard error goes to `errors`, or to the
     /// file `errorFile`, or nowhere.
+    /// `base` replaces the usual `bridge --simulate --capture ...` arguments.
     static func start(
-        _ extra: [String] = [], shell: String? = nil, errors: Pipe? = nil, errorFile: URL? = nil
+        _ extra: [String] = [], base: [String]? = nil, shell: String? = nil, errors: Pipe? = nil, errorFile: URL? = nil
     ) async throws -> BridgeProcess {
-        try await offPool { Result { try blockingStart(extra, shell: shell, errors: errors, errorFile: errorFile) } }.get()
+        try await offPool { Result { try blockingStart(extra, base: base, shell: shell, errors: errors, errorFile: errorFile) } }.get()
     }
 
-    private static func blockingStart(_ extra: [String], shell: String?, errors: Pipe?, errorFile: URL?) throws -> BridgeProcess {
+    private static func blockingStart(
+        _ extra: [String], base: [String]?, shell: String?, errors: Pipe?, errorFile: URL?
+    ) throws -> BridgeProcess {
         let process = Process()
-        let arguments = ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
-                         "--min-gap", "0", "--log-level", "warning"] + extra
+        let arguments = (base ?? ["bridge", "--simulate", "--capture", "--listen", "127.0.0.1:0", "--interval", "1",
+                                  "--min-gap", "0", "--log-level", "warning"]) + extra
         if let shell {
             process.executableURL = URL(fileURLWithPath: "/bin/bash")
             process.arguments = ["-c", "\(shell); exec \"$0\" \"$@\"", try sec1000Executable().path] + arguments
