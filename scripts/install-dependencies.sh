@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and the tests need, only when they are missing.
 # Debian/Ubuntu: libmodbus-dev (the Modbus server), mbpoll (a real Modbus client the tests run),
-# pkg-config (SwiftPM finds libmodbus through it); and pysunspec2, a SunSpec client the tests run,
+# pkg-config (SwiftPM finds libmodbus through it), libmosquitto-dev (the MQTT client), mosquitto
+# and mosquitto-clients (a real broker and real peers the MQTT tests run); and pysunspec2, a SunSpec client the tests run,
 # from PyPI into .venv-tests/ unless python3 can already import it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-packages=(libmodbus-dev mbpoll pkg-config)
+packages=(libmodbus-dev mbpoll pkg-config libmosquitto-dev mosquitto mosquitto-clients)
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
