@@ -219,6 +219,13 @@ public final class MQTTConnection: Sendable {
         }
     }
 
+    /// For tests: shuts the socket down under libmosquitto, as a dead network or a crashed
+    /// process would, so the broker sees the connection end without a DISCONNECT.
+    func cutConnectionForTesting() {
+        shared.withLock { $0.cutSocket = true }
+        wake.signal()
+    }
+
     /// `shutdown(publishing:)` with the final message given at init.
     public func shutdown() async {
         await shutdown(publishing: finalMessage)
@@ -255,6 +262,8 @@ extension MQTTConnection {
         var nextID = 0
         var statistics = MQTTConnectionStatistics()
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// Tests: cut the socket as a network failure or a crash would (no DISCONNECT).
+        var cutSocket = false
     }
 
     /// The libmosquitto client. Configured at init; afterwards used by the network thread alone.

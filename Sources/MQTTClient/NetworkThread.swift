@@ -48,6 +48,10 @@ extension MQTTConnection {
             }
             waitForWork(loop)
             wake.drain()
+            if shared.withLock({ state in defer { state.cutSocket = false }; return state.cutSocket }) {
+                let socket = mosquitto_socket(mosq)
+                if socket >= 0 { _ = Glibc.shutdown(socket, Int32(SHUT_RDWR)) }
+            }
             if loop.open {
                 _ = mosquitto_loop(mosq, 0, 1)
                 afterLoop(&loop, context)
