@@ -76,7 +76,7 @@ public final class MQTTConnection: Sendable {
 
     deinit {
         // The thread holds the connection while it runs, so it has ended (or never started).
-        mosquitto_destroy(handle.pointer)
+        if !shared.withLock({ $0.handleDestroyed }) { mosquitto_destroy(handle.pointer) }
         wake.close()
     }
 
@@ -262,6 +262,8 @@ extension MQTTConnection {
         var nextID = 0
         var statistics = MQTTConnectionStatistics()
         var stopWaiters: [CheckedContinuation<Void, Never>] = []
+        /// The network thread has destroyed the libmosquitto client (and closed its socket).
+        var handleDestroyed = false
         /// Tests: cut the socket as a network failure or a crash would (no DISCONNECT).
         var cutSocket = false
     }

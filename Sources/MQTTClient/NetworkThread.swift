@@ -34,7 +34,6 @@ extension MQTTConnection {
         let context = LoopContext(connection: self)
         let mosq = handle.pointer
         mosquitto_user_data_set(mosq, Unmanaged.passUnretained(context).toOpaque())
-        defer { mosquitto_user_data_set(mosq, nil) }
 
         var loop = Loop()
         var final: MQTTMessage?
@@ -64,6 +63,10 @@ extension MQTTConnection {
         if loop.connected {
             disconnectCleanly(final: final)
         }
+        // Closes a socket still open (an attempt under way, a goodbye that did not finish) now,
+        // not whenever the connection object goes.
+        mosquitto_destroy(mosq)
+        shared.withLock { $0.handleDestroyed = true }
         finish()
     }
 

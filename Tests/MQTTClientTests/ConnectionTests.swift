@@ -107,8 +107,10 @@ func retained(_ topic: String, on broker: MosquittoBroker) async throws -> Strin
             try await waitUntil("online again") { try await retained("dev/status", on: broker) == "online again" }
             await clean.shutdown()
             #expect(clean.state == .shutDown)
+            // Either way it goes (DISCONNECT or a closed socket), then the retained message tells which.
             try await waitUntil("the broker to see the client go") {
-                broker.log().contains("Client clean-client disconnected.")
+                let log = broker.log()
+                return log.contains("Client clean-client disconnected.") || log.contains("Client clean-client closed its connection.")
             }
             #expect(try await retained("dev/status", on: broker) == "offline (clean)")
         }
@@ -231,11 +233,10 @@ func retained(_ topic: String, on broker: MosquittoBroker) async throws -> Strin
             for value in 1...40 { try writer.publish(topic: "flood", text: "\(value)", qos: .atLeastOnce) }
             try await waitUntil("all 40 received") { reader.statistics.received >= before + 40 }
             #expect(reader.statistics.droppedIncoming >= 36)
+            // The buffer holds the newest 4, so these four `next()` calls return at once.
+            var iterator = stream.makeAsyncIterator()
             var last: [String] = []
-            for await message in stream {
-                last.append(message.text)
-                if message.text == "40" { break }
-            }
+            for _ in 0..<4 { last.append(await iterator.next()?.text ?? "(end)") }
             #expect(last == ["37", "38", "39", "40"])
             await reader.shutdown()
             await writer.shutdown()
