@@ -102,7 +102,11 @@ let package = Package(
         .target(name: "MQTTTestSupport", dependencies: ["Sockets", "Locking"], path: "Tests/MQTTTestSupport", swiftSettings: strict),
         .testTarget(
             name: "MQTTClientTests",
-            dependencies: ["MQTTClient", "MQTTTestSupport", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "MQTTClient", "MQTTTestSupport", "Sockets", "Locking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),

@@ -1,6 +1,7 @@
 import Foundation
 import Locking
 import Logging
+import ServiceLifecycle
 @testable import MQTTClient
 import MQTTTestSupport
 import Testing
@@ -263,6 +264,22 @@ func retained(_ topic: String, on broker: MosquittoBroker) async throws -> Strin
         var ended = false
         for await state in client.stateChanges() { ended = state == .shutDown }
         #expect(ended)
+    }
+
+    @Test func asAServiceItShutsDownCleanlyWhenCancelled() async throws {
+        try await MosquittoBroker.withBroker { broker in
+            let client = try connection(
+                to: broker, id: "service", will: MQTTMessage(topic: "svc/state", payload: "will", retain: true),
+                finalMessage: MQTTMessage(topic: "svc/state", payload: "bye", retain: true))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await client.run() }
+                try await waitUntil("connected") { client.isConnected }
+                group.cancelAll()
+                try await group.waitForAll()
+            }
+            #expect(client.state == .shutDown)
+            #expect(try await retained("svc/state", on: broker) == "bye")
+        }
     }
 
     @Test func refusesBadTopicsAndFilters() async throws {
