@@ -18,6 +18,19 @@ public func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T
     }
 }
 
+/// Starts `process` from a thread whose signal mask is empty. A child inherits the mask of the
+/// thread that spawns it, and Swift's pool threads (and the threads they create) block nearly
+/// every signal: a child spawned from them ignores `timeout`'s SIGTERM and its own SIGALRM
+/// (`mosquitto_sub -W`), and can hang for ever.
+public func launchUnmasked(_ process: Process) async throws {
+    try await offPool { () -> Result<Void, any Error> in
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        pthread_sigmask(SIG_SETMASK, &empty, nil)
+        return Result { try process.run() }
+    }.get()
+}
+
 /// A real mosquitto broker (/usr/sbin/mosquitto) on a loopback port, in a directory of its own
 /// with its config, its log (every packet: `log_type all`) and, with `users`, a password file.
 /// Persistence is off, so a restart forgets retained messages and sessions. `kill()` and
@@ -93,7 +106,7 @@ public final class MosquittoBroker: Sendable {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
+        try await launchUnmasked(process)
         running.withLock { $0 = process }
         let port = port
         let deadline = ContinuousClock.now + .seconds(10)
@@ -127,23 +140,20 @@ public final class MosquittoBroker: Sendable {
     /// Runs a mosquitto client program (mosquitto_pub, mosquitto_sub) against this broker to its
     /// end; coreutils' `timeout` ends it after `timeout` seconds. Returns status and standard output.
     public func client(_ program: String, _ arguments: [String], timeout: Int = 10) async throws -> (status: Int32, output: String) {
-        let port = port
-        return try await offPool { () -> Result<(Int32, String), any Error> in
-            Result {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-                process.arguments = ["\(timeout)", "/usr/bin/\(program)", "-h", "127.0.0.1", "-p", "\(port)"] + arguments
-                let output = Pipe()
-                process.standardInput = FileHandle.nullDevice
-                process.standardOutput = output
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                let data = output.fileHandleForReading.readDataToEndOfFile()
-                process.waitUntilExit()
-                try? output.fileHandleForReading.close()
-                return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-            }
-        }.get()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["\(timeout)", "/usr/bin/\(program)", "-h", "127.0.0.1", "-p", "\(port)"] + arguments
+        let output = Pipe()
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try await launchUnmasked(process)
+        return await offPool {
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            try? output.fileHandleForReading.close()
+            return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        }
     }
 
     private static func run(_ executable: String, _ arguments: [String]) throws -> Int32 {
