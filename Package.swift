@@ -16,6 +16,7 @@ let package = Package(
         .library(name: "Bridge", targets: ["Bridge"]),
         .library(name: "SunSpec", targets: ["SunSpec"]),
         .library(name: "HTTPFace", targets: ["HTTPFace"]),
+        .library(name: "MQTTClient", targets: ["MQTTClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -76,6 +77,23 @@ let package = Package(
             dependencies: ["Bridge", "OptionValues", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
+        // Debian's libmosquitto-dev.
+        .systemLibrary(
+            name: "CMosquitto",
+            pkgConfig: "libmosquitto",
+            providers: [.apt(["libmosquitto-dev"])]
+        ),
+        // An MQTT client connection on libmosquitto that knows nothing of the SEC1000: reconnects,
+        // keeps the latest message per topic while the broker is away, survives broker restarts.
+        .target(
+            name: "MQTTClient",
+            dependencies: [
+                "CMosquitto", "CSocketCalls", "Sockets", "Locking", "Threading",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         // Pollers, the register map and the services that make up `sec1000 bridge`.
         .target(
             name: "Bridge",
@@ -112,6 +130,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        // A real mosquitto broker on a loopback port, for every test target that speaks MQTT.
+        .target(name: "MQTTTestSupport", dependencies: ["Sockets", "Locking", "Threading"], path: "Tests/MQTTTestSupport", swiftSettings: strict),
+        .testTarget(
+            name: "MQTTClientTests",
+            dependencies: [
+                "MQTTClient", "MQTTTestSupport", "Sockets", "Locking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strict
         ),

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages the build and the tests need, only when they are missing.
 # Debian/Ubuntu: libmodbus-dev (the Modbus server), mbpoll (a real Modbus client the tests run),
-# pkg-config (SwiftPM finds libmodbus through it), prometheus (promtool and a real Prometheus that
-# scrapes the HTTP face), chromium (loads the status page headless); and pysunspec2, a SunSpec client the tests run,
+# pkg-config (SwiftPM finds libmodbus through it), libmosquitto-dev (the MQTT client), mosquitto
+# and mosquitto-clients (a real broker and real peers the MQTT tests run), prometheus (promtool and a
+# real Prometheus that scrapes the HTTP face), chromium (loads the status page headless); and
+# pysunspec2, a SunSpec client the tests run,
 # from PyPI into .venv-tests/ unless python3 can already import it.
 # `install-dependencies.sh deb` installs only what `make deb` and scripts/test-deb.sh need instead:
 # dpkg-dev (dpkg-shlibdeps), fakeroot, lintian, adduser and systemd (systemd-analyze).
@@ -12,8 +14,8 @@ cd "$(dirname "$0")/.."
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
-packages=(libmodbus-dev mbpoll pkg-config prometheus chromium)
-if [ "${1:-}" = deb ]; then packages=(libmodbus-dev pkg-config dpkg-dev fakeroot lintian adduser systemd); fi
+packages=(libmodbus-dev mbpoll pkg-config libmosquitto-dev mosquitto mosquitto-clients prometheus chromium)
+if [ "${1:-}" = deb ]; then packages=(libmodbus-dev libmosquitto-dev pkg-config dpkg-dev fakeroot lintian adduser systemd); fi
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
