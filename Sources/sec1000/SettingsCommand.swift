@@ -1,4 +1,5 @@
 import ArgumentParser
+import Bridge
 import SEC1000Client
 import SEC1000Protocol
 
@@ -94,12 +95,10 @@ struct SettingsCommand: AsyncParsableCommand {
                     change, knownMeterMode: nil, limits: ControlLimits(maxExportLimit: maxExportLimit), policy: connection.policy)
                 connection.show(confirmed.after)
             } catch {
-                printError("error: \(connection.device.address): \(error)")
-                switch error {
-                case .invalid: throw ExitCode(2)
-                case .notConfirmed: throw ExitCode(3)
-                case .unreachable, .timedOut: throw ExitCode(1)
-                }
+                // The outcome type every front end shares knows the exit code (Docs/cli.md).
+                let outcome = ControlOutcome(error)
+                printError("error: \(connection.device.address): \(outcome)")
+                throw ExitCode(outcome.exitCode)
             }
         }
     }
