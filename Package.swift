@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "sec1000", targets: ["sec1000"]),
         .library(name: "SEC1000Protocol", targets: ["SEC1000Protocol"]),
+        .library(name: "Hex", targets: ["Hex"]),
         .library(name: "Sockets", targets: ["Sockets"]),
         .library(name: "SEC1000Client", targets: ["SEC1000Client"]),
         .library(name: "SEC1000Simulator", targets: ["SEC1000Simulator"]),
@@ -30,8 +31,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
+        // Hexadecimal text, read and written one way everywhere.
+        .target(name: "Hex", swiftSettings: strict),
+        // The wall clock in Unix seconds.
+        .target(name: "UnixClock", swiftSettings: strict),
         // Frames, checksums and messages of the SEC1000 protocol: pure, no I/O.
-        .target(name: "SEC1000Protocol", swiftSettings: strict),
+        .target(name: "SEC1000Protocol", dependencies: ["Hex"], swiftSettings: strict),
         // A value behind a pthread mutex: how threads share state here (Locked.swift says why).
         .target(name: "Locking", swiftSettings: strict),
         // A dedicated OS thread for a blocking loop, off Swift's cooperative pool.
@@ -46,13 +51,13 @@ let package = Package(
         // Talking to a real device: transport, retry policy, pacing, zero-power filter.
         .target(
             name: "SEC1000Client",
-            dependencies: ["SEC1000Protocol", "Sockets", "Locking", "DurableFiles", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["SEC1000Protocol", "Sockets", "Locking", "DurableFiles", "Hex", "UnixClock", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // A simulated SEC1000 with fault injection.
         .target(
             name: "SEC1000Simulator",
-            dependencies: ["Threading", "SEC1000Protocol", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Threading", "SEC1000Protocol", "Sockets", "Locking", "Hex", "UnixClock", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // SunSpec models and their encoding: pure, no I/O.
@@ -66,7 +71,7 @@ let package = Package(
         // A Modbus TCP server on libmodbus that knows nothing of the SEC1000.
         .target(
             name: "ModbusServer",
-            dependencies: ["Threading", "CModbus", "Sockets", "Locking", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Threading", "CModbus", "Sockets", "Locking", "Hex", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict
         ),
         // The strict number parsers of the command line, shared with the configuration file.
@@ -94,11 +99,12 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        // Pollers, the register map and the services that make up `sec1000 bridge`.
+        // What makes up `sec1000 bridge`: one service per device, the reading and its broadcast, the
+        // control path, the fleet, the register map and bank (Docs/architecture.md).
         .target(
             name: "Bridge",
             dependencies: [
-                "SEC1000Protocol", "SEC1000Client", "ModbusServer", "SunSpec", "Locking", "Threading", "DurableFiles",
+                "SEC1000Protocol", "SEC1000Client", "ModbusServer", "SunSpec", "Locking", "Threading", "DurableFiles", "Hex", "UnixClock",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -110,7 +116,7 @@ let package = Package(
         .target(
             name: "HTTPFace",
             dependencies: [
-                "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking",
+                "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking", "Hex", "UnixClock",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -126,6 +132,7 @@ let package = Package(
             name: "sec1000",
             dependencies: [
                 "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile", "HTTPFace",
+                "Hex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -144,7 +151,7 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
-        .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol"], swiftSettings: strict),
+        .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol", "Hex"], swiftSettings: strict),
         .testTarget(
             name: "ConfigurationFileTests",
             dependencies: ["ConfigurationFile", "Bridge", "OptionValues", "Sockets"],
@@ -155,14 +162,14 @@ let package = Package(
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
-            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000"],
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "Hex", "sec1000"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
                 "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec", "ConfigurationFile",
-                "HTTPFace",
+                "HTTPFace", "Hex",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

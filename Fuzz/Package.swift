@@ -11,7 +11,7 @@ let package = Package(
         // The SEC1000 frame decoders: ResponseFrameReader, ResponseDecoder, AnswerAnalysis, RequestDecoder.
         .executableTarget(
             name: "FuzzSEC1000Frames",
-            dependencies: [.product(name: "SEC1000Protocol", package: "sec1000")]),
+            dependencies: [.product(name: "SEC1000Protocol", package: "sec1000"), .product(name: "Hex", package: "sec1000")]),
         // The Modbus framing and `decide`, against the real BridgeRegisterBank.
         .executableTarget(
             name: "FuzzModbusDecide",

@@ -3,6 +3,7 @@ import Locking
 import Logging
 import ModbusServer
 import SEC1000Client
+import UnixClock
 import SEC1000Protocol
 import ServiceLifecycle
 

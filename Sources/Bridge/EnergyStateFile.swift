@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Hex
 import DurableFiles
 
 /// One device's stored counters, and the meter readings last set from the command line.
@@ -196,7 +197,4 @@ func fnv1a(_ bytes: some Sequence<UInt8>) -> UInt32 {
     return hash
 }
 
-func hex32(_ value: UInt32) -> String {
-    let digits = String(value, radix: 16)
-    return String(repeating: "0", count: 8 - digits.count) + digits
-}
+func hex32(_ value: UInt32) -> String { hexDigits(value, width: 8, uppercase: false) }

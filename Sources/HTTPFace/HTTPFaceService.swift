@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import UnixClock
 import Hummingbird
 import HummingbirdCore
 import Locking
@@ -112,7 +113,7 @@ struct FaceResponder: HTTPResponder {
             let health = Health(source)
             response = json(health.healthy ? .ok : .serviceUnavailable, health)
         case "/api/status":
-            response = json(.ok, StatusReport(source, unixNow: unixNow()))
+            response = json(.ok, StatusReport(source, unixNow: unixTime()))
         case "/api/history":
             response = json(.ok, HistoryReport(source: source, history: history))
         default:
@@ -125,12 +126,6 @@ struct FaceResponder: HTTPResponder {
         response.headers[.xContentTypeOptions] = "nosniff"
         if request.method == .head { response.body = .init() }
         return response
-    }
-
-    func unixNow() -> Double {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Double(spec.tv_sec) + Double(spec.tv_nsec) / 1e9
     }
 
     func text(_ status: HTTPResponse.Status, _ message: String) -> Response {

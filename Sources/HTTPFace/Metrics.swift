@@ -1,3 +1,4 @@
+import Hex
 import Bridge
 import ModbusServer
 import Prometheus
@@ -103,8 +104,5 @@ enum Metrics {
     }
 
     /// `0x03`, as Modbus documents write function and exception codes.
-    static func hex(_ byte: UInt8) -> String {
-        let digits = String(byte, radix: 16, uppercase: true)
-        return "0x" + (digits.count < 2 ? "0" + digits : digits)
-    }
+    static func hex(_ byte: UInt8) -> String { "0x" + hexDigits(byte, width: 2) }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Hex
 import CModbus
 import Logging
 import Sockets
@@ -247,7 +248,7 @@ public final class ModbusTCPServer: Sendable {
                         if logLimiter.record(ServerEvent(kind: .garbage, host: clients[index].peer.host), now: .now) == .log {
                             server.logger.info("closing a client that sent a non-Modbus frame", metadata: [
                                 "client": "\(clients[index].peer)",
-                                "bytes": "\(Array(rest.prefix(12)).map { String($0, radix: 16) }.joined(separator: " "))",
+                                "bytes": "\(rest.prefix(12).hexDescription)",
                             ])
                         }
                         server.stats.withLock { $0.garbageClosed += 1 }

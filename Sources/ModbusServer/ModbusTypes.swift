@@ -1,3 +1,4 @@
+import Hex
 import Sockets
 import Locking
 import Synchronization
@@ -23,7 +24,7 @@ public enum ModbusException: UInt8, Sendable, Error, CaseIterable, CustomStringC
         case .gatewayPathUnavailable: "gateway path unavailable"
         case .gatewayTargetFailedToRespond: "gateway target device failed to respond"
         }
-        return "\(name) (0x\(rawValue < 0x10 ? "0" : "")\(String(rawValue, radix: 16, uppercase: true)))"
+        return "\(name) (0x\(hexDigits(rawValue, width: 2)))"
     }
 }
 

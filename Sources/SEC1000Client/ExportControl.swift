@@ -1,3 +1,4 @@
+import Hex
 import SEC1000Protocol
 
 /// A requested change of the export-limit settings; `nil` fields stay as the device has them.

@@ -1,5 +1,6 @@
 import DurableFiles
 import SEC1000Protocol
+import UnixClock
 
 /// One reading as `sec1000 read` reports it: the device's values with the zero-power filter applied.
 public struct FilteredReading: Sendable, Equatable {

@@ -1,3 +1,4 @@
+import Hex
 import SEC1000Protocol
 import Sockets
 

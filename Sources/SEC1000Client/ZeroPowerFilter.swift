@@ -103,10 +103,3 @@ public struct ZeroPowerCacheFile: Sendable {
         try writeAtomically(text, to: path)
     }
 }
-
-/// The current Unix time in seconds.
-public func unixTime() -> Double {
-    var now = timespec()
-    clock_gettime(CLOCK_REALTIME, &now)
-    return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
-}

@@ -1,3 +1,4 @@
+import Hex
 /// Every way a device answer can be wrong. Each case carries the bytes that were received.
 public enum ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The answer does not start with `04 52 45 56 4F` ("REVO").
@@ -26,19 +27,17 @@ public enum ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
         case .badPrefix(let bytes):
             "answer does not start with 04 52 45 56 4F (REVO): received \(bytes.hexDescription)"
         case .shortAnswer(let command, let status, let bytes):
-            "short answer: status frame (status 0x\(hex(status))) instead of the data for command 0x\(hex(command)) (received \(bytes.count) bytes: \(bytes.hexDescription))"
+            "short answer: status frame (status 0x\(hexDigits(status, width: 2))) instead of the data for command 0x\(hexDigits(command, width: 2)) (received \(bytes.count) bytes: \(bytes.hexDescription))"
         case .checksumMismatch(let received, let computed, _):
-            "checksum mismatch: frame says 0x\(hex16(received)), bytes sum to 0x\(hex16(computed))"
+            "checksum mismatch: frame says 0x\(hexDigits(received, width: 4)), bytes sum to 0x\(hexDigits(computed, width: 4))"
         case .unexpectedCommand(let expected, let received, _):
-            "unexpected command: sent 0x\(hex(expected)), answer echoes 0x\(hex(received))"
+            "unexpected command: sent 0x\(hexDigits(expected, width: 2)), answer echoes 0x\(hexDigits(received, width: 2))"
         case .malformed(let reason, let bytes):
             "malformed answer: \(reason) (received \(bytes.count) bytes: \(bytes.hexDescription))"
         }
     }
 }
 
-func hex(_ byte: UInt8) -> String { [byte].hexDescription }
-func hex16(_ value: UInt16) -> String { [UInt8(value >> 8), UInt8(value & 0xFF)].hexDescription.replacingSpaces() }
 
 extension String {
     fileprivate func replacingSpaces() -> String { String(filter { $0 != " " }) }
@@ -69,7 +68,7 @@ public struct ResponseFrameReader: Sendable {
             throw .badPrefix(received: bytes)
         }
         if bytes.count > 5 && bytes[5] != 0 {
-            throw .malformed(reason: "byte 5 is 0x\(hex(bytes[5])), not 00", received: bytes)
+            throw .malformed(reason: "byte 5 is 0x\(hexDigits(bytes[5], width: 2)), not 00", received: bytes)
         }
         if bytes.count > Frame.responseLengthOffset && Int(bytes[Frame.responseLengthOffset]) < Frame.minimumLength {
             throw .malformed(reason: "length byte \(bytes[Frame.responseLengthOffset]) is below the minimum 5", received: bytes)
@@ -170,7 +169,7 @@ public enum RequestDecoder {
         guard received == computed else { throw .checksumMismatch(received: received, computed: computed, frame: bytes) }
         guard bytes[2] == 1, bytes[3] == 1 else { throw .malformed(reason: "bytes 2-3 are not 01 01", received: bytes) }
         guard let command = Command(rawValue: bytes[4]) else {
-            throw .malformed(reason: "unknown command 0x\(hex(bytes[4]))", received: bytes)
+            throw .malformed(reason: "unknown command 0x\(hexDigits(bytes[4], width: 2))", received: bytes)
         }
         let payload = Array(bytes[5..<(bytes.count - 2)])
         func expect(_ count: Int) throws(ProtocolError) {
@@ -196,7 +195,7 @@ public enum RequestDecoder {
         case .controlByValue, .controlByDRED, .controlByRCR:
             try expect(1)
             guard payload[0] == 1 || payload[0] == 2 else {
-                throw .malformed(reason: "switch byte must be 01 or 02, got \(hex(payload[0]))", received: bytes)
+                throw .malformed(reason: "switch byte must be 01 or 02, got \(hexDigits(payload[0], width: 2))", received: bytes)
             }
             let mode: ControlMode = command == .controlByValue ? .byValue : command == .controlByDRED ? .dred : .rcr
             return .setControl(mode, on: payload[0] == 1)

@@ -36,16 +36,6 @@ public enum Frame {
     }
 }
 
-extension Array where Element == UInt8 {
-    /// Bytes as space-separated upper-case hex, the way the protocol notes write them.
-    public var hexDescription: String {
-        map { byte in
-            let digits = String(byte, radix: 16, uppercase: true)
-            return byte < 0x10 ? "0" + digits : digits
-        }.joined(separator: " ")
-    }
-}
-
 extension Int32 {
     /// The four big-endian bytes of this value.
     var bigEndianBytes: [UInt8] {

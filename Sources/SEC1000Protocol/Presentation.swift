@@ -1,3 +1,4 @@
+import Hex
 /// Renders integers in fixed-point units as exact decimals: `481` at 2 digits is `4.81`,
 /// never `4.8100000000000005`. At least one fractional digit is kept, as Python prints floats.
 public func decimalString(_ value: Int64, fractionDigits: Int) -> String {
@@ -157,7 +158,7 @@ public struct AnswerAnalysis: Sendable {
         }
         if let receivedChecksum, let computedChecksum {
             let verdict = receivedChecksum == computedChecksum ? "match" : "MISMATCH"
-            lines.append("checksum: received 0x\(hex16(receivedChecksum)), computed 0x\(hex16(computedChecksum)): \(verdict)")
+            lines.append("checksum: received 0x\(hexDigits(receivedChecksum, width: 4)), computed 0x\(hexDigits(computedChecksum, width: 4)): \(verdict)")
         } else {
             lines.append("checksum: not present (the frame is incomplete)")
         }

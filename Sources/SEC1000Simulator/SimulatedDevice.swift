@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Hex
 import Logging
 import SEC1000Protocol
 import Sockets

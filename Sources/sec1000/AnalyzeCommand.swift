@@ -1,3 +1,4 @@
+import Hex
 import ArgumentParser
 import Bridge
 import SEC1000Client

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Hex
 import Foundation
 import SEC1000Protocol
 import SEC1000Simulator

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Dispatch
+import Hex
 import Foundation
 // Logging and SEC1000Protocol come in through SEC1000Client and SEC1000Simulator; the simulator
 // needs a quiet logger, and the client's API speaks in the protocol's types.

@@ -12,11 +12,11 @@ let stale = DeviceState(unit: 3, interval: .seconds(10), staleAfter: .seconds(30
 let capturedMeasurements = Measurements(
     voltages: [2410, 2404, 2409], currents: [480, 390, 508], powers: [295, -114, -532], meterPower: -351, invertersPower: 3386)
 let bank: BridgeRegisterBank = {
-    let values = RegisterMap.blockAValues(capturedMeasurements, gridSign: .importPositive)
     func sample(taken: ContinuousClock.Instant) -> Sample {
-        Sample(
-            values: values, measurements: capturedMeasurements, substituted: false, energy: .zero,
-            sunSpecBase: fresh.sunSpecStatic, taken: taken, unixTime: 1_700_000_000)
+        let reading = Reading(
+            capturedMeasurements, gridSign: .importPositive, filteredInvertersPower: capturedMeasurements.invertersPower,
+            substituted: false, taken: taken, unixTime: 1_700_000_000)
+        return Sample(reading: reading, energy: .zero, sunSpecBase: fresh.sunSpecStatic)
     }
     fresh.publish(sample(taken: .now))
     stale.publish(sample(taken: .now - .seconds(60)))

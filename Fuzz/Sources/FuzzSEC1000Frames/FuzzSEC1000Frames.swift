@@ -1,3 +1,4 @@
+import Hex
 import SEC1000Protocol
 
 /// libFuzzer's entry point: the input is taken as a device answer to every command, and as a request.
