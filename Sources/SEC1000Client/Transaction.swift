@@ -16,32 +16,9 @@ public struct Timeouts: Sendable, Equatable {
 
 /// One transaction as the device expects it: connect, send one request, read one whole answer, close.
 ///
-/// Blocking; bounded by `timeouts`. Reads exactly the frame the length byte announces, however TCP
-/// splits it, and never a byte more.
-public func performTransaction(
-    _ request: Request, with address: SocketAddress, timeouts: Timeouts, interrupter: SocketInterrupter? = nil
-) throws(SEC1000Error) -> Response {
-    try withRequestSent(request, to: address, timeouts: timeouts, interrupter: interrupter) { stream, deadline throws(SEC1000Error) in
-        var reader = ResponseFrameReader()
-        while reader.missing > 0 {
-            let chunk: [UInt8]
-            do throws(SocketError) {
-                chunk = try stream.read(upTo: reader.missing, deadline: deadline)
-            } catch {
-                throw SEC1000Error(error, stage: .receive, received: reader.bytes)
-            }
-            do throws(ProtocolError) { try reader.append(chunk) } catch { throw SEC1000Error(error) }
-        }
-        do throws(ProtocolError) {
-            return try ResponseDecoder.decode(reader.bytes, for: request.command)
-        } catch {
-            throw SEC1000Error(error)
-        }
-    }
-}
-
-/// The same transaction for async code: every wait suspends on `loop`, so a thousand devices
-/// polled at once hold no thread each, and task cancellation ends it at once with `.cancelled`.
+/// Bounded by `timeouts`. Reads exactly the frame the length byte announces, however TCP splits
+/// it, and never a byte more. Every wait suspends on `loop`, so a thousand devices polled at once
+/// hold no thread each, and task cancellation ends the transaction at once with `.cancelled`.
 public func performTransaction(
     _ request: Request, with address: SocketAddress, timeouts: Timeouts, loop: PollLoop
 ) async throws(SEC1000Error) -> Response {
@@ -81,7 +58,7 @@ public func performTransaction(
 public func captureRawAnswer(
     to request: Request, from address: SocketAddress, timeouts: Timeouts
 ) throws(SEC1000Error) -> [UInt8] {
-    try withRequestSent(request, to: address, timeouts: timeouts, interrupter: nil) { stream, deadline throws(SEC1000Error) in
+    try withRequestSent(request, to: address, timeouts: timeouts) { stream, deadline throws(SEC1000Error) in
         var reader = ResponseFrameReader()
         var bytes: [UInt8] = []
         while reader.missing > 0 {
@@ -102,12 +79,12 @@ public func captureRawAnswer(
 
 /// Connects, sends `request`, and hands the connection and the answer's deadline to `body`.
 private func withRequestSent<R>(
-    _ request: Request, to address: SocketAddress, timeouts: Timeouts, interrupter: SocketInterrupter?,
+    _ request: Request, to address: SocketAddress, timeouts: Timeouts,
     _ body: (borrowing TCPStream, ContinuousClock.Instant) throws(SEC1000Error) -> R
 ) throws(SEC1000Error) -> R {
     let stream: TCPStream
     do {
-        stream = try TCPStream.connect(to: address, timeout: timeouts.connect, interrupter: interrupter)
+        stream = try TCPStream.connect(to: address, timeout: timeouts.connect)
     } catch {
         throw SEC1000Error(error, stage: .connect, received: [])
     }
