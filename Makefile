@@ -14,8 +14,9 @@ HTTP ?= 127.0.0.1:8080
 
 ## Start the bridge on the built-in simulated SEC1000, serving Modbus TCP on port $(PORT) and the
 ## status page, metrics and health checks on http://$(HTTP)/ (Docs/http.md).
+## With mosquitto installed, a broker of its own on a free loopback port, and the MQTT face on it.
 run: build
-	$(SWIFT) run sec1000 bridge --simulate --listen 0.0.0.0:$(PORT) --http $(HTTP)
+	@scripts/run-bridge.sh $(SWIFT) $(PORT) $(HTTP)
 
 # Tests in flight at once. Each test that runs a bridge holds a dozen descriptors; with every test
 # of the suite in flight the process passes 1024, where libmodbus's client (select()) aborts. The

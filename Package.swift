@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "SunSpec", targets: ["SunSpec"]),
         .library(name: "HTTPFace", targets: ["HTTPFace"]),
         .library(name: "MQTTClient", targets: ["MQTTClient"]),
+        .library(name: "MQTTFace", targets: ["MQTTFace"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -79,7 +80,7 @@ let package = Package(
         // `sec1000 bridge --config FILE`: the YAML file, its keys (one per long option) and its errors.
         .target(
             name: "ConfigurationFile",
-            dependencies: ["Bridge", "OptionValues", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Bridge", "MQTTClient", "OptionValues", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // Debian's libmosquitto-dev.
@@ -128,11 +129,22 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // The MQTT face of `sec1000 bridge --mqtt`: topics, Home Assistant discovery and control
+        // from MQTT (Docs/mqtt.md), on the MQTTClient connection.
+        .target(
+            name: "MQTTFace",
+            dependencies: [
+                "Bridge", "MQTTClient", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
         .executableTarget(
             name: "sec1000",
             dependencies: [
                 "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile", "HTTPFace",
-                "Hex",
+                "Hex", "MQTTClient", "MQTTFace",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -146,6 +158,16 @@ let package = Package(
             name: "MQTTClientTests",
             dependencies: [
                 "MQTTClient", "MQTTTestSupport", "Sockets", "Locking",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strict
+        ),
+        .testTarget(
+            name: "MQTTFaceTests",
+            dependencies: [
+                "MQTTFace", "MQTTClient", "MQTTTestSupport", "Bridge", "SEC1000Simulator", "SEC1000Client", "SEC1000Protocol",
+                "Sockets", "Locking", "Threading", "CModbus", "sec1000",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -62,10 +62,19 @@ public struct ControlPath: Sendable {
                 return .accepted(change, audit: audit)
             }
         }
-        audit["outcome"] = "\(refusal)"
-        logRefusal(audit, client: request.client)
-        if let result = refusal.writeResult { state.record(writeResult: result) }
+        refuse(refusal, audit: audit, requester: request.client.host)
         return .refused(refusal)
+    }
+
+    /// Audits a change refused before it was queued, from any front end: the "control write
+    /// refused" line (rate-limited per requester and reason) and, for a bad value, register 309.
+    /// `requester` names who asked: a client's address, or the front end when it has no sender
+    /// identity (MQTT).
+    public func refuse(_ refusal: ControlOutcome, audit: Logger.Metadata, requester: String, now: ContinuousClock.Instant = .now) {
+        var audit = audit
+        audit["outcome"] = "\(refusal)"
+        logRefusal(audit, requester: requester, now: now)
+        if let result = refusal.writeResult { state.record(writeResult: result) }
     }
 
     enum Judgement {
@@ -74,8 +83,8 @@ public struct ControlPath: Sendable {
     }
 
     /// Logs a refused write the first time its client and reason come up in a window; counts the rest.
-    func logRefusal(_ audit: Logger.Metadata, client: SocketAddress, now: ContinuousClock.Instant = .now) {
-        let key = RefusalKey(host: client.host, reason: audit["outcome"].map { "\($0)" } ?? "")
+    func logRefusal(_ audit: Logger.Metadata, requester: String, now: ContinuousClock.Instant = .now) {
+        let key = RefusalKey(host: requester, reason: audit["outcome"].map { "\($0)" } ?? "")
         let (verdict, summaries) = refusalLog.withLock { limiter in
             (limiter.record(key, now: now), limiter.expire(now: now))
         }
@@ -195,7 +204,8 @@ func describeSettings(_ s: ExportSettings) -> String {
     "mode=\(s.modeByte) limit=\(s.exportLimit)W capacity=\(s.totalCapacity)W ct=\(s.ctRatio)"
 }
 
-func describeChange(_ c: SettingsChange) -> String {
+/// A change as the audit line names it (`limit=3000W mode=3`).
+public func describeChange(_ c: SettingsChange) -> String {
     var parts: [String] = []
     if let v = c.exportLimit { parts.append("limit=\(v)W") }
     if let v = c.totalCapacity { parts.append("capacity=\(v)W") }

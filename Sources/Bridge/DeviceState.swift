@@ -57,6 +57,9 @@ public struct DeviceSnapshot: Sendable {
     /// Failed attempts by register 206 code, and writes by register 309 result (for the HTTP face's metrics).
     public var failuresByCode: [UInt16: UInt32] = [:]
     public var writesByResult: [WriteResult: UInt32] = [:]
+    /// Counts settings reads and write outcomes, so a front end that keeps the last value it saw
+    /// knows when to publish the settings again (the MQTT face's `settings` topic).
+    public var settingsUpdates: UInt64 = 0
 
     public init() {}
 }
@@ -110,6 +113,7 @@ public final class DeviceState: Sendable {
             $0.control.settings = settings
             $0.control.settingsRead = .now
             if let meterMode { $0.control.meterMode = meterMode }
+            $0.settingsUpdates &+= 1
         }
     }
 
@@ -117,6 +121,7 @@ public final class DeviceState: Sendable {
         snapshot.withLock {
             $0.control.lastWriteResult = writeResult
             $0.writesByResult[writeResult, default: 0] &+= 1
+            $0.settingsUpdates &+= 1
         }
     }
 

@@ -165,6 +165,12 @@ struct Parser {
             case (.plain, "false"): return []
             default: throw error(value, "'\(key.name)' must be true or false")
             }
+        case .toggle:
+            switch (value.scalar?.style, try scalar(key.name, value)) {
+            case (.plain, "true"): return [option]
+            case (.plain, "false"): return ["--no-\(key.name)"]
+            default: throw error(value, "'\(key.name)' must be true or false")
+            }
         case .value(let check):
             let text = try scalar(key.name, value)
             try checked(key.name, text, value, check)

@@ -1,6 +1,10 @@
 import Bridge
+import MQTTClient
 import OptionValues
 import Sockets
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One top-level key of the configuration file: the long option of `sec1000 bridge` with the same
 /// name, checked by the same parser, so a value means in the file what it means as a flag.
@@ -8,6 +12,8 @@ public struct ConfigurationKey: Sendable {
     public enum Kind: Sendable {
         /// `true` gives the flag, `false` leaves it off.
         case flag
+        /// A flag that is on by default: `true` gives `--NAME`, `false` gives `--no-NAME`.
+        case toggle
         /// One value; `check` throws what the flag's parser would (nil: any text).
         case value(check: (@Sendable (String) throws -> Void)?)
         /// One value out of a fixed set.
@@ -88,7 +94,25 @@ extension ConfigurationKey {
         ConfigurationKey("set-status", .choice(["ack", "nak"])),
         ConfigurationKey("ignore-sets", .flag),
         ConfigurationKey("drop-sets", .flag),
+        // The MQTT face (Docs/mqtt.md); the password only from a file or the environment.
+        ConfigurationKey("mqtt", .value(check: { text in _ = try MQTTBrokerAddress(url: text) })),
+        ConfigurationKey("mqtt-ca-file", .value(check: readableFile)),
+        ConfigurationKey("mqtt-cert-file", .value(check: readableFile)),
+        ConfigurationKey("mqtt-key-file", .value(check: readableFile)),
+        ConfigurationKey("mqtt-username", .value(check: nil)),
+        ConfigurationKey("mqtt-password-file", .value(check: readableFile)),
+        ConfigurationKey("mqtt-prefix", .value(check: nil)),
+        ConfigurationKey("mqtt-client-id", .value(check: nil)),
+        ConfigurationKey("ha-discovery", .toggle),
+        ConfigurationKey("ha-prefix", .value(check: nil)),
+        ConfigurationKey("mqtt-control", .flag),
+        ConfigurationKey("mqtt-control-unauthenticated", .flag),
     ]
+
+    /// A file the bridge must read at start (the MQTT TLS and password files).
+    static let readableFile: @Sendable (String) throws -> Void = { text in
+        guard access(text, R_OK) == 0 else { throw OutOfRange(expected: "a readable file") }
+    }
 
     /// The keys of one item of `devices:`.
     static let deviceKeys = [

@@ -24,6 +24,8 @@ public struct HTTPFaceConfiguration: Sendable {
     public var headDeadline: Duration = .seconds(10)
     /// Connections with no complete request for this long are closed.
     public var idleTimeout: Duration = .seconds(60)
+    /// Series that other faces add to /metrics (the MQTT face's connection), read at each scrape.
+    public var extraMetrics: (@Sendable () -> [ExtraMetric])?
 
     public init(host: String, port: Int) {
         self.host = host
@@ -60,7 +62,7 @@ public struct HTTPFaceService: Service {
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
         let app = Application(
-            responder: FaceResponder(source: source, history: history),
+            responder: FaceResponder(source: source, history: history, extraMetrics: configuration.extraMetrics),
             server: .http1(configuration: .init(
                 additionalChannelHandlers: [
                     RequestGuard(headDeadline: .init(configuration.headDeadline), maxBody: 64 * 1024),
@@ -91,6 +93,7 @@ struct FaceResponder: HTTPResponder {
     typealias Context = BasicRequestContext
     let source: FaceSource
     let history: PowerHistory
+    var extraMetrics: (@Sendable () -> [ExtraMetric])?
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
@@ -106,7 +109,7 @@ struct FaceResponder: HTTPResponder {
         var response: Response
         switch path {
         case "/metrics":
-            response = body(.ok, Metrics.render(source), type: "text/plain; version=0.0.4; charset=utf-8")
+            response = body(.ok, Metrics.render(source, extra: extraMetrics?() ?? []), type: "text/plain; version=0.0.4; charset=utf-8")
         case "/health/live":
             response = text(.ok, "ok\n")
         case "/health":

@@ -10,7 +10,7 @@ import Prometheus
 /// follow Prometheus's naming guide: prefix `sec1000_`, base units (watts, volts, amperes, seconds,
 /// joules), `_total` on counters. Energy is in joules, not Wh, so `rate()` of a counter is watts.
 enum Metrics {
-    static func render(_ source: FaceSource, now: ContinuousClock.Instant = .now) -> [UInt8] {
+    static func render(_ source: FaceSource, extra: [ExtraMetric] = [], now: ContinuousClock.Instant = .now) -> [UInt8] {
         let registry = PrometheusCollectorRegistry()
         // Full names here; the descriptor's other parts stay empty.
         func gauge(name: String, labels: [(String, String)] = [], help: String) -> Gauge {
@@ -98,6 +98,12 @@ enum Metrics {
             counter(name: "sec1000_modbus_exceptions_total", labels: [("code", hex(code))],
                 help: "Modbus exception answers, by exception code (0x0B: stale data).").increment(by: Int64(count))
         }
+        for metric in extra {
+            switch metric.kind {
+            case .gauge: gauge(name: metric.name, labels: metric.labels, help: metric.help).set(metric.value)
+            case .counter: counter(name: metric.name, labels: metric.labels, help: metric.help).increment(by: metric.value)
+            }
+        }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
         return buffer
@@ -105,4 +111,22 @@ enum Metrics {
 
     /// `0x03`, as Modbus documents write function and exception codes.
     static func hex(_ byte: UInt8) -> String { "0x" + hexDigits(byte, width: 2) }
+}
+
+/// A series another face adds to /metrics (`HTTPFaceConfiguration.extraMetrics`).
+public struct ExtraMetric: Sendable {
+    public enum Kind: Sendable { case gauge, counter }
+    public var name: String
+    public var labels: [(String, String)]
+    public var help: String
+    public var kind: Kind
+    public var value: Double
+
+    public init(name: String, labels: [(String, String)] = [], help: String, kind: Kind, value: Double) {
+        self.name = name
+        self.labels = labels
+        self.help = help
+        self.kind = kind
+        self.value = value
+    }
 }

@@ -3,6 +3,7 @@ import Bridge
 import ConfigurationFile
 import HTTPFace
 import Logging
+import MQTTFace
 import SEC1000Client
 import SEC1000Simulator
 import ServiceLifecycle
@@ -102,6 +103,9 @@ struct BridgeCommand: AsyncParsableCommand {
     @OptionGroup(title: "Energy counters and SunSpec identity")
     var energy: EnergyOptions
 
+    @OptionGroup(title: "MQTT (Docs/mqtt.md)")
+    var mqttOptions: MQTTOptions
+
     enum GridSignOption: String, ExpressibleByArgument, CaseIterable {
         case importPositive = "import-positive"
         case exportPositive = "export-positive"
@@ -114,6 +118,7 @@ struct BridgeCommand: AsyncParsableCommand {
         if let staleAfter, staleAfter < interval { throw ValidationError("--stale-after must be at least --interval") }
         try simulation.check()
         _ = try bridgeConfiguration(simulatorPort: simulate ? 1 : nil)
+        _ = try mqttOptions.configuration(controlEnabled: enableControl)
     }
 
     /// The bridge's configuration; a simulated device, if any, comes first on unit 1.
@@ -179,6 +184,7 @@ struct BridgeCommand: AsyncParsableCommand {
             if new.simulate != simulate { needsRestart.append("simulate") }
             if new.logLevel != logLevel { needsRestart.append("log-level") }
             if new.http != http { needsRestart.append("http") }
+            needsRestart += new.mqttOptions.changed(from: mqttOptions)
             let report = try runtime.reload(try new.bridgeConfiguration(simulatorPort: new.simulate ? simulatorPort : nil))
             logger.notice("configuration reloaded", metadata: [
                 "file": "\(config)", "added-units": "\(report.added)", "removed-units": "\(report.removed)",
@@ -238,11 +244,27 @@ struct BridgeCommand: AsyncParsableCommand {
         printNow("Modbus TCP on port \(runtime.server.port). Read grid and inverter power (W) with:")
         printNow("  mbpoll -m tcp -a 1 -p \(runtime.server.port) -0 -r 18 -c 2 -t 4:int -B -1 \(host)")
         var faceServices: [any Service] = []
+        var mqttFace: MQTTFace?
+        if let mqttConfiguration = try mqttOptions.configuration(controlEnabled: enableControl) {
+            do {
+                mqttFace = try MQTTFace(runtime: runtime, configuration: mqttConfiguration, logger: logger)
+            } catch {
+                printError("error: \(error)")
+                throw ExitCode(1)
+            }
+            printNow("MQTT: publishing to \(mqttConfiguration.connection.broker) under \(mqttConfiguration.prefix)/. Watch with:")
+            printNow("  mosquitto_sub -h \(mqttConfiguration.connection.broker.host) -p \(mqttConfiguration.connection.broker.port) -t '\(mqttConfiguration.prefix)/#' -v")
+        }
         if let http {
-            let face = HTTPFaceRuntime(runtime: runtime, address: http, logger: logger)
+            let extraMetrics = MQTTOptions.metricsSource(mqttFace)
+            let face = HTTPFaceRuntime(runtime: runtime, address: http, logger: logger) { configuration in
+                configuration.extraMetrics = extraMetrics
+            }
             faceServices = face.services
             if http.port != 0 { printNow("Status page, metrics and health checks: \(face.url)") }
         }
+        // After the HTTP face: graceful shutdown goes in reverse, so MQTT says offline first.
+        if let mqttFace { faceServices.append(mqttFace) }
         // SIGHUP (systemctl reload) re-reads the --config file; without one it is logged and ignored.
         let simulatorPort = simulator?.port
         let hangups = HangupService { [self, logger] in

@@ -48,7 +48,8 @@ public final class MosquittoBroker: Sendable {
 
     /// Writes the configuration on a free port; `start()` runs the broker. With `users`
     /// (name: password), anonymous clients are refused.
-    public init(users: [String: String] = [:]) throws {
+    /// `extraConfiguration`: more lines for mosquitto.conf (a bridge `connection` to another broker).
+    public init(users: [String: String] = [:], extraConfiguration: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.executable) else {
             throw MosquittoError("no mosquitto at \(Self.executable): run scripts/install-dependencies.sh")
         }
@@ -75,6 +76,7 @@ public final class MosquittoBroker: Sendable {
             }
             lines += ["allow_anonymous false", "password_file \(passwords.path)"]
         }
+        lines += extraConfiguration
         try (lines.joined(separator: "\n") + "\n").write(to: directory.appendingPathComponent("mosquitto.conf"), atomically: true, encoding: .utf8)
     }
 
