@@ -152,6 +152,17 @@ let package = Package(
             ],
             swiftSettings: strict
         ),
+        // What the test targets share: the off-pool helper, the wait, the process runner, the log recorder.
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "CSocketCalls", "Locking", "Threading",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ],
+            path: "Tests/TestSupport",
+            swiftSettings: strict
+        ),
         // A real mosquitto broker on a loopback port, for every test target that speaks MQTT.
         .target(name: "MQTTTestSupport", dependencies: ["Sockets", "Locking", "Threading"], path: "Tests/MQTTTestSupport", swiftSettings: strict),
         .testTarget(
@@ -184,14 +195,14 @@ let package = Package(
         .testTarget(name: "SunSpecTests", dependencies: ["SunSpec"], exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "SEC1000ClientTests",
-            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "Hex", "sec1000"],
+            dependencies: ["SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "Hex", "sec1000", "TestSupport"],
             swiftSettings: strict
         ),
         .testTarget(
             name: "BridgeTests",
             dependencies: [
                 "Bridge", "ModbusServer", "CModbus", "SEC1000Client", "SEC1000Simulator", "Sockets", "Locking", "Threading", "DurableFiles", "sec1000", "SunSpec", "ConfigurationFile",
-                "HTTPFace", "Hex",
+                "HTTPFace", "Hex", "TestSupport",
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],

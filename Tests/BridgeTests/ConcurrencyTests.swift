@@ -1,5 +1,6 @@
 import Bridge
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 @Suite("Concurrent clients", .timeLimit(.minutes(1)))

@@ -3,6 +3,7 @@ import Bridge
 import ConfigurationFile
 import Foundation
 @testable import sec1000
+import TestSupport
 import Testing
 
 /// `sec1000 bridge --config` and `sec1000 config` (Docs/configuration.md): the file's keys are the
@@ -118,7 +119,7 @@ struct ConfigurationFileCommandTests {
         let path = try Self.temporaryFile("simulate: true\nlisten: 127.0.0.1:0\nidle-timeout: inf\n")
         defer { unlink(path) }
         for command in [["bridge", "--config", path], ["config", "check", path]] {
-            let result = try await runSEC1000(command, timeout: 20)
+            let result = try await runSEC1000(command, timeout: .seconds(20))
             #expect(result.status == 64, "\(command): \(result.everything)")
             #expect(result.errors.contains("Error: \(path):3:15: 'idle-timeout': expected a number of seconds from 0.01 to 604800"),
                     "\(command): \(result.everything)")

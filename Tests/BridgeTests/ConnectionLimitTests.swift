@@ -8,6 +8,7 @@ import Foundation
 import Locking
 import ModbusServer
 import Sockets
+import TestSupport
 import Testing
 
 /// A bank that serves zeros on unit 1 and holds every write until the test finishes it.

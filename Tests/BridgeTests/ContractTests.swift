@@ -1,5 +1,6 @@
 import Bridge
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// Every row of the answer table in the register-map contract, with its exact exception code.

@@ -3,6 +3,7 @@ import Foundation
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// Block D writes over loopback against the simulator: every path with its exact exception,

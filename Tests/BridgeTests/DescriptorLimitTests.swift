@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Foundation
 import Sockets
+import TestSupport
 import Testing
 
 /// Running out of descriptors (issue 14, defect 4): an impossible `--max-connections` is refused at
@@ -15,7 +16,7 @@ struct DescriptorLimitTests {
         let outcome = try await runToEnd([
             "/bin/bash", "-c", "ulimit -n 64; exec \"$0\" \"$@\"", try sec1000Executable().path,
             "bridge", "--simulate", "--listen", "127.0.0.1:0", "--max-connections", "200",
-        ], timeout: 20)
+        ], timeout: .seconds(20))
         #expect(outcome.status == 64)
         #expect(outcome.errors.contains("--max-connections 200 needs 234 file descriptors"), "\(outcome.errors)")
         #expect(outcome.errors.contains("Give --max-connections 30 or less"))

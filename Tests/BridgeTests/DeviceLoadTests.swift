@@ -1,6 +1,7 @@
 import Bridge
 import SEC1000Client
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 extension Reliability {

@@ -8,6 +8,7 @@ import Locking
 import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
+import TestSupport
 import Testing
 import Threading
 
@@ -155,22 +156,5 @@ struct DeviceServiceTests {
             #expect(settingsReads <= 8, "\(settingsReads) settings reads in \(polls) polls")
             #expect(settingsReads >= 1)
         }
-    }
-}
-
-/// A value computed on a thread of its own, to be collected later.
-final class BlockingThreadResult<Value: Sendable>: Sendable {
-    private let result = Locked<Value?>(nil)
-    private let thread: BlockingThread
-
-    init(_ body: @escaping @Sendable () -> Value) {
-        let result = self.result
-        thread = BlockingThread { result.withLock { $0 = body() } }
-    }
-
-    /// Waits for the thread (blocking: call it off the cooperative pool).
-    func value() -> Value {
-        thread.join()
-        return result.withLock { $0! }
     }
 }

@@ -2,6 +2,7 @@ import Bridge
 import Foundation
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 @Suite("Energy counters across restarts, damaged state files and the grid-sign check", .timeLimit(.minutes(1)))

@@ -1,4 +1,5 @@
 import Bridge
+import TestSupport
 import Testing
 
 extension Reliability {

@@ -7,6 +7,7 @@ import SEC1000Simulator
 import ServiceLifecycle
 import Sockets
 import Threading
+import TestSupport
 import Testing
 
 /// A bridge with its HTTP face on an ephemeral loopback port.
@@ -303,7 +304,7 @@ struct HTTPFaceTests {
                 "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--user-data-dir=\(profile.path)",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--virtual-time-budget=5000", "--dump-dom",
                 "http://127.0.0.1:\(face.port)/",
-            ], timeout: 90)
+            ], timeout: .seconds(90))
             #expect(dom.status == 0, "chromium: \(dom.errors.suffix(500))")
             #expect(dom.output.contains(#"id="d1-gridPower" data-raw="4321""#), "the grid power after the script ran")
             #expect(dom.output.contains(#"id="d1-invertersPower" data-raw="1234""#))

@@ -1,5 +1,6 @@
 import Bridge
 import Sockets
+import TestSupport
 import Testing
 
 @Suite("Hostile and broken clients", .timeLimit(.minutes(1)))

@@ -3,6 +3,7 @@ import Foundation
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// Issue 14, defect 1: a valid frame of impossible values was served as fresh and its

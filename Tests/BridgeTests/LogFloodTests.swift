@@ -1,6 +1,7 @@
 import Bridge
 import ModbusServer
 import Sockets
+import TestSupport
 import Testing
 
 /// Repeated events are logged once per client, then summarized (issue 14, defect 3); allowed

@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Bridge
+import TestSupport
 import Testing
 
 extension Reliability {

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SEC1000Simulator
 @testable import sec1000
+import TestSupport
 import Testing
 
 /// Every number option of the command line against absurd values (issue 14, defect 6): a value
@@ -66,7 +67,7 @@ struct OptionParsingTests {
                       "--max-backoff", "--retry-wait", "--delay", "--interval", "--min-gap", "--max-connections", "--retries"])
     func absurdValuesExitWithUsageError(option: String) async throws {
         for value in ["1e300", "inf", "nan", "-1"] {
-            let result = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", option, value], timeout: 20)
+            let result = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", option, value], timeout: .seconds(20))
             #expect(result.status == 64, "\(option) \(value): \(result.everything)")
             #expect(result.errors.contains("Error:") && result.errors.contains(option), "\(option) \(value): \(result.everything)")
         }
@@ -75,7 +76,7 @@ struct OptionParsingTests {
     /// `--http` takes HOST:PORT and nothing looser: exit 64 naming the option, before anything starts.
     @Test func httpAddressIsStrict() async throws {
         for value in ["8080", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:+80", "127.0.0.1:-1", "127.0.0.1:8o80", ":8080", ""] {
-            let result = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--http", value], timeout: 20)
+            let result = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--http", value], timeout: .seconds(20))
             #expect(result.status == 64, "--http \(value): \(result.everything)")
             #expect(result.errors.contains("--http"), "--http \(value): \(result.everything)")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import TestSupport
 import Testing
 
 /// The built `sec1000` executable and `mbpoll`, run as processes.

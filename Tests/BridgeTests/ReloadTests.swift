@@ -7,6 +7,7 @@ import Foundation
 import Locking
 import SEC1000Simulator
 import Sockets
+import TestSupport
 import Testing
 import Threading
 

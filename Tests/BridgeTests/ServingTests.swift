@@ -1,6 +1,7 @@
 import Bridge
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// Block A for the real capture: the raw integers, then house load, import and export.

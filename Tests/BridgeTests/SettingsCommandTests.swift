@@ -2,6 +2,7 @@ import Foundation
 import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
+import TestSupport
 import Testing
 
 /// `sec1000 settings get/set` and `bridge --device` as processes against an in-process simulator.

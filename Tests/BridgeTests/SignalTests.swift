@@ -8,6 +8,7 @@ import Foundation
 import Locking
 import Sockets
 import Threading
+import TestSupport
 import Testing
 
 /// Signals a daemon meets in the field (issue 14, defect 7): SIGHUP from a closed terminal or a
@@ -72,21 +73,4 @@ struct SignalTests {
             #expect((Self.production(path) ?? 0) > 0, "the final save holds the polls' production")
         }
     }
-}
-
-/// Everything a stream has delivered so far, read on a thread of its own.
-final class StreamText: Sendable {
-    private let collected = Locked("")
-
-    init(_ handle: FileHandle) {
-        BlockingThread { [collected] in
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { return }
-                collected.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
-            }
-        }.detach()
-    }
-
-    var text: String { collected.withLock { $0 } }
 }

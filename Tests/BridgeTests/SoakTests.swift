@@ -4,6 +4,7 @@ import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
 import Locking
+import TestSupport
 import Testing
 
 extension Reliability {

@@ -1,6 +1,7 @@
 import Bridge
 import Foundation
 import Locking
+import TestSupport
 import Testing
 
 /// Unit 1's record in the state file at `path`, if it holds a valid one.
@@ -73,7 +74,7 @@ struct StateFileTests {
             let highest = Locked(0.0)
             let arguments = bridgeArguments(path, ["--energy-import-wh", "5000000"])
             let second = try await withThrowingTaskGroup(of: ProcessOutcome?.self) { group in
-                group.addTask { try await runSEC1000(arguments, timeout: 10) }
+                group.addTask { try await runSEC1000(arguments, timeout: .seconds(10)) }
                 group.addTask {
                     while !Task.isCancelled {
                         if let value = loadUnit1(path)?.counters.gridImport { highest.withLock { $0 = max($0, value) } }
@@ -108,7 +109,7 @@ struct StateFileTests {
             try Data("keep me\n".utf8).write(to: URL(fileURLWithPath: folder + "/inside"))
             try Data("a file\n".utf8).write(to: URL(fileURLWithPath: directory + "/file"))
             for (path, reason) in [(folder, "it is a directory"), (directory + "/file/energy", "Not a directory")] {
-                let result = try await runSEC1000(bridgeArguments(path), timeout: 10)
+                let result = try await runSEC1000(bridgeArguments(path), timeout: .seconds(10))
                 #expect(result.status == 1, "\(result.everything)")
                 #expect(result.errors.contains("error: the energy state file \(path) cannot be used"), "\(result.errors)")
                 #expect(result.errors.contains(reason), "\(result.errors)")
@@ -132,7 +133,7 @@ struct StateFileTests {
                 command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] + command
             }
             chmod(path, 0o000)
-            let result = try await runToEnd(command, timeout: 10)
+            let result = try await runToEnd(command, timeout: .seconds(10))
             #expect(result.status == 1, "\(result.everything)")
             #expect(result.errors.contains("error: the energy state file \(path) cannot be used"), "\(result.errors)")
             #expect(result.errors.contains("Permission denied"), "\(result.errors)")

@@ -1,6 +1,7 @@
 import Bridge
 import Foundation
 import SunSpec
+import TestSupport
 import Testing
 
 /// The repository's root, from this file's place in it.
@@ -12,7 +13,7 @@ let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 func pythonWithSunSpec() async -> [String]? {
     let candidates = [[repositoryRoot.appendingPathComponent(".venv-tests/bin/python3").path], ["/usr/bin/env", "python3"]]
     for command in candidates where FileManager.default.isExecutableFile(atPath: command[0]) {
-        if (try? await runToEnd(command + ["-c", "import sunspec2"], timeout: 30))?.status == 0 { return command }
+        if (try? await runToEnd(command + ["-c", "import sunspec2"], timeout: .seconds(30)))?.status == 0 { return command }
     }
     return nil
 }
@@ -26,7 +27,7 @@ struct SunSpecClientTests {
         try await BridgeHarness.run(configure: {
             $0.energy.alignments = [1: [.gridImport: 123_456, .gridExport: 7_890, .production: 5_000]]
         }) { harness in
-            let scan = try await runToEnd(python + [script, "\(harness.port)", "1"], timeout: 60)
+            let scan = try await runToEnd(python + [script, "\(harness.port)", "1"], timeout: .seconds(60))
             try #require(scan.status == 0, "the scan failed: \(scan.errors)")
             let json = try #require(try JSONSerialization.jsonObject(with: Data(scan.output.utf8)) as? [String: Any])
 

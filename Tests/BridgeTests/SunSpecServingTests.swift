@@ -5,6 +5,7 @@ import SEC1000Protocol
 import SEC1000Simulator
 import Sockets
 import SunSpec
+import TestSupport
 import Testing
 
 /// Reads the whole SunSpec image (231 registers) in two requests.

@@ -12,32 +12,10 @@ import ServiceLifecycle
 import Sockets
 import Threading
 import Locking
+import TestSupport
 import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-
-/// Runs blocking work (libmodbus calls, raw sockets) on a thread of its own. Not on
-/// `DispatchQueue.global()`: on Linux that pool is the one Swift's tasks run on, so blocking it
-/// would stall the bridge's pollers under test.
-func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        BlockingThread { continuation.resume(returning: work()) }.detach()
-    }
-}
-
-/// Waits until `condition` holds, checking every 10 ms, for at most `timeout`.
-func waitUntil(
-    _ what: String, timeout: Duration = .seconds(10), _ condition: @Sendable () async -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while !(await condition()) {
-        guard ContinuousClock.now < deadline else {
-            Issue.record("timed out after \(timeout) waiting for \(what)")
-            throw CancellationError()
-        }
-        try await Task.sleep(for: .milliseconds(10))
-    }
-}
 
 /// What a Modbus read returned: registers, or an exception code, or a transport failure.
 enum ReadOutcome: Equatable, Sendable {
@@ -238,46 +216,6 @@ struct BridgeHarness: Sendable {
             }
             await group.triggerGracefulShutdown()
             try await tasks.waitForAll()
-        }
-    }
-}
-
-/// The sec1000 executable built beside this test bundle.
-func sec1000Executable() throws -> URL {
-    let bundle = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-    let candidate = bundle.deletingLastPathComponent().appendingPathComponent("sec1000")
-    guard FileManager.default.isExecutableFile(atPath: candidate.path) else {
-        throw ModbusClient.ClientError(message: "no sec1000 executable at \(candidate.path); run `swift build` first")
-    }
-    return candidate
-}
-
-/// Keeps every log message with its metadata, for tests of what the bridge logs.
-final class LogRecorder: Sendable {
-    private let lines = Locked<[String]>([])
-
-    var messages: [String] { lines.withLock { $0 } }
-
-    func contains(_ text: String) -> Bool { messages.contains { $0.contains(text) } }
-
-    var logger: Logger {
-        Logger(label: "recorded") { _ in Handler(recorder: self) }
-    }
-
-    struct Handler: LogHandler {
-        let recorder: LogRecorder
-        var metadata: Logger.Metadata = [:]
-        var logLevel: Logger.Level = .trace
-
-        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-            get { metadata[key] }
-            set { metadata[key] = newValue }
-        }
-
-        func log(event: LogEvent) {
-            let all = metadata.merging(event.metadata ?? [:]) { $1 }
-            let rendered = all.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            recorder.lines.withLock { $0.append("\(event.level) \(event.message) \(rendered)") }
         }
     }
 }

@@ -7,6 +7,7 @@ import Hex
 import Foundation
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// `sec1000` as users and cron jobs run it: a separate process, judged by its stdout, its stderr
@@ -23,12 +24,12 @@ struct CommandLineTests {
         let (simulator, port) = try await startSimulateProcess(["--capture"])
         defer { simulator.send(SIGKILL) }
 
-        let read = try await sec1000(["read"] + Self.deviceArguments(port) + ["--no-cache"])
+        let read = try await runSEC1000(["read"] + Self.deviceArguments(port) + ["--no-cache"])
         simulator.send(SIGTERM)
         let stopped = try await simulator.outcome(timeout: .seconds(5))
-        #expect(read.status == 0, "read: \(read.stderr)\nsimulate: \(stopped.stderr)")
-        #expect(read.stdout == goldenJSON + "\n")
-        #expect(read.stderr.isEmpty)
+        #expect(read.status == 0, "read: \(read.errors)\nsimulate: \(stopped.errors)")
+        #expect(read.output == goldenJSON + "\n")
+        #expect(read.errors.isEmpty)
         #expect(stopped.status == 0 && !stopped.signalled, "simulate did not exit cleanly on SIGTERM: \(stopped)")
     }
 
@@ -40,7 +41,7 @@ struct CommandLineTests {
     func startSimulateProcess(_ options: [String]) async throws -> (ChildProcess, UInt16) {
         for _ in 0..<3 {
             let port = try freePortOutsideTheEphemeralRange()
-            let simulator = try ChildProcess(["simulate", "--listen", "\(loopback):\(port)", "--log-level", "info"] + options)
+            let simulator = try ChildProcess([try sec1000Executable().path, "simulate", "--listen", "\(loopback):\(port)", "--log-level", "info"] + options)
             // simulate's banner goes to a buffered stdout; the kernel's socket table shows at once
             // whether the listening socket on the port is simulate's own.
             let deadline = ContinuousClock.now + .seconds(10)
@@ -50,28 +51,28 @@ struct CommandLineTests {
             }
             simulator.send(SIGKILL)
             let outcome = try await simulator.outcome(timeout: .seconds(5))
-            if !outcome.stderr.contains("cannot listen") {
-                throw ChildProcessError(description: "simulate never listened on port \(port): \(outcome.stderr)")
+            if !outcome.errors.contains("cannot listen") {
+                throw ProcessError("simulate never listened on port \(port): \(outcome.errors)")
             }
         }
-        throw ChildProcessError(description: "simulate found no free port in 3 tries")
+        throw ProcessError("simulate found no free port in 3 tries")
     }
 
     @Test func readFromNothingFailsWithOneLineNamingTheCause() async throws {
-        let result = try await sec1000(
+        let result = try await runSEC1000(
             ["read"] + Self.deviceArguments(try closedPort()) + ["--retries", "2", "--retry-wait", "0.1", "--no-cache"])
         #expect(result.status == 1)
-        #expect(result.stdout.isEmpty)
-        #expect(result.stderrLines.count == 1, "stderr: \(result.stderr)")
-        #expect(result.stderr.contains("connection refused"))
-        #expect(result.stderr.contains("after 2 attempts"))
+        #expect(result.output.isEmpty)
+        #expect(result.errorLines.count == 1, "stderr: \(result.errors)")
+        #expect(result.errors.contains("connection refused"))
+        #expect(result.errors.contains("after 2 attempts"))
     }
 
     @Test func readAsTextPrintsOneLinePerField() async throws {
         try await withDevice { device in
-            let result = try await sec1000(["read"] + Self.deviceArguments(device.port) + ["--format", "text", "--no-cache"])
-            #expect(result.status == 0, "stderr: \(result.stderr)")
-            #expect(result.stdout == """
+            let result = try await runSEC1000(["read"] + Self.deviceArguments(device.port) + ["--format", "text", "--no-cache"])
+            #expect(result.status == 0, "stderr: \(result.errors)")
+            #expect(result.output == """
                 v1              241.0 V
                 v2              240.4 V
                 v3              240.9 V
@@ -99,10 +100,10 @@ struct CommandLineTests {
         try await withDevice(measurements: nil) { device in
             let arguments = ["read"] + Self.deviceArguments(device.port) + ["--retries", "1"]
             func invertersPower(_ extra: [String]) async throws -> String? {
-                let result = try await sec1000(arguments + extra)
-                #expect(result.status == 0, "stderr: \(result.stderr)")
-                #expect(result.stderr.isEmpty)
-                return result.stdout.firstMatch(of: /"inverters_power": (-?[0-9.]+)/).map { String($0.1) }
+                let result = try await runSEC1000(arguments + extra)
+                #expect(result.status == 0, "stderr: \(result.errors)")
+                #expect(result.errors.isEmpty)
+                return result.output.firstMatch(of: /"inverters_power": (-?[0-9.]+)/).map { String($0.1) }
             }
 
             measurements.invertersPower = 3000
@@ -122,29 +123,29 @@ struct CommandLineTests {
     }
 
     @Test func analyzeOfTheGoldenCaptureIsValid() async throws {
-        let result = try await sec1000(["analyze", "--hex", goldenAnswer.hexDescription])
+        let result = try await runSEC1000(["analyze", "--hex", goldenAnswer.hexDescription])
         #expect(result.status == 0)
-        #expect(result.stdout.contains("checksum: received 0x0F42, computed 0x0F42: match"))
-        #expect(result.stdout.contains("verdict: a valid answer"))
-        #expect(result.stdout.contains("3.386 kW"))
+        #expect(result.output.contains("checksum: received 0x0F42, computed 0x0F42: match"))
+        #expect(result.output.contains("verdict: a valid answer"))
+        #expect(result.output.contains("3.386 kW"))
     }
 
     @Test func analyzeOfAFlippedByteFindsTheChecksumMismatch() async throws {
         var flipped = goldenAnswer
         flipped[20] ^= 0x01
-        let result = try await sec1000(["analyze", "--hex", flipped.hexDescription])
+        let result = try await runSEC1000(["analyze", "--hex", flipped.hexDescription])
         #expect(result.status == 2)
-        #expect(result.stdout.contains("checksum: received 0x0F42, computed 0x0F41: MISMATCH"))
-        #expect(result.stdout.contains("checksum mismatch"))
+        #expect(result.output.contains("checksum: received 0x0F42, computed 0x0F41: MISMATCH"))
+        #expect(result.output.contains("checksum mismatch"))
     }
 
     @Test func analyzeOfADeviceShowsItsShortAnswer() async throws {
         try await withDevice(faults: FaultRates(shortAnswer: 1)) { device in
-            let result = try await sec1000(["analyze"] + Self.deviceArguments(device.port) + ["--timeout", "5"])
-            #expect(result.status == 2, "stderr: \(result.stderr)")
-            #expect(result.stdout.contains("request: 00 05 01 01 0B 00 0D"))
-            #expect(result.stdout.contains("answer (13 bytes): 04 52 45 56 4F 00 06 01 01 0B 15 00 22"))
-            #expect(result.stdout.contains("short answer"))
+            let result = try await runSEC1000(["analyze"] + Self.deviceArguments(device.port) + ["--timeout", "5"])
+            #expect(result.status == 2, "stderr: \(result.errors)")
+            #expect(result.output.contains("request: 00 05 01 01 0B 00 0D"))
+            #expect(result.output.contains("answer (13 bytes): 04 52 45 56 4F 00 06 01 01 0B 15 00 22"))
+            #expect(result.output.contains("short answer"))
         }
     }
 
@@ -152,16 +153,16 @@ struct CommandLineTests {
     /// must say which, or the user looks for the wrong fault.
     @Test func analyzeOfADeviceThatDropsTheConnectionSaysSo() async throws {
         try await withDevice(faults: FaultRates(drop: 1)) { device in
-            let result = try await sec1000(["analyze"] + Self.deviceArguments(device.port) + ["--timeout", "5"])
+            let result = try await runSEC1000(["analyze"] + Self.deviceArguments(device.port) + ["--timeout", "5"])
             #expect(result.status == 1)
-            #expect(result.stderr.contains("connection reset"), "stderr: \(result.stderr)")
+            #expect(result.errors.contains("connection reset"), "stderr: \(result.errors)")
         }
     }
 
     @Test func analyzeOfNothingFailsWithExitCode1() async throws {
-        let result = try await sec1000(["analyze"] + Self.deviceArguments(try closedPort()) + ["--timeout", "2"])
+        let result = try await runSEC1000(["analyze"] + Self.deviceArguments(try closedPort()) + ["--timeout", "2"])
         #expect(result.status == 1)
-        #expect(result.stderr.contains("connection refused"))
+        #expect(result.errors.contains("connection refused"))
     }
 
     /// Usage errors must be told apart from device failures (exit 64, EX_USAGE) and must not touch
@@ -182,9 +183,9 @@ struct CommandLineTests {
         ["simulate", "--drop-rate", "2"],
     ])
     func badArgumentsExitWithUsageError(arguments: [String]) async throws {
-        let result = try await sec1000(arguments, timeout: .seconds(10))
-        #expect(result.status == 64, "stderr: \(result.stderr)")
-        #expect(result.stdout.isEmpty)
-        #expect(!result.stderr.isEmpty)
+        let result = try await runSEC1000(arguments, timeout: .seconds(10))
+        #expect(result.status == 64, "stderr: \(result.errors)")
+        #expect(result.output.isEmpty)
+        #expect(!result.errors.isEmpty)
     }
 }

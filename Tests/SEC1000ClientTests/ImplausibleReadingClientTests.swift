@@ -1,6 +1,7 @@
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 private func isImplausible(_ error: SEC1000Error) -> Bool { if case .implausible = error { true } else { false } }
@@ -42,23 +43,23 @@ struct ImplausibleReadingClientTests {
 
     @Test func readReportsTheRuleAndExitsWith1() async throws {
         try await withDevice(faults: FaultRates(implausible: 1)) { device in
-            let result = try await sec1000(
+            let result = try await runSEC1000(
                 ["read"] + CommandLineTests.deviceArguments(device.port) + ["--retries", "2", "--retry-wait", "0", "--no-cache"])
             #expect(result.status == 1)
-            #expect(result.stdout.isEmpty)
-            #expect(result.stderrLines.count == 1, "stderr: \(result.stderr)")
-            #expect(result.stderr.contains("implausible reading: rule voltage-range: voltage L1 is -230.0 V"))
-            #expect(result.stderr.contains("after 2 attempts"))
+            #expect(result.output.isEmpty)
+            #expect(result.errorLines.count == 1, "stderr: \(result.errors)")
+            #expect(result.errors.contains("implausible reading: rule voltage-range: voltage L1 is -230.0 V"))
+            #expect(result.errors.contains("after 2 attempts"))
         }
     }
 
     @Test func analyzeShowsTheValuesAndExitsWith2() async throws {
         try await withDevice(faults: FaultRates(implausible: 1)) { device in
-            let result = try await sec1000(["analyze"] + CommandLineTests.deviceArguments(device.port) + ["--timeout", "5"])
+            let result = try await runSEC1000(["analyze"] + CommandLineTests.deviceArguments(device.port) + ["--timeout", "5"])
             #expect(result.status == 2)
-            #expect(result.stdout.contains("2147483647"), "the decoded values are shown")
-            #expect(result.stdout.contains(": match"), "a valid checksum")
-            #expect(result.stdout.contains("verdict: bad answer: a valid frame, but an implausible reading: rule voltage-range"))
+            #expect(result.output.contains("2147483647"), "the decoded values are shown")
+            #expect(result.output.contains(": match"), "a valid checksum")
+            #expect(result.output.contains("verdict: bad answer: a valid frame, but an implausible reading: rule voltage-range"))
         }
     }
 }

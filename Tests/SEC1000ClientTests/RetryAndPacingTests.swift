@@ -2,6 +2,7 @@ import Dispatch
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// The retry policy cures the device's transient faults; pacing keeps the fragile device from

@@ -15,6 +15,7 @@ import SEC1000Simulator
 import Sockets
 import Threading
 import Locking
+import TestSupport
 import Testing
 
 /// The 56 bytes a real SEC1000 sent (the protocol notes' golden capture).
@@ -31,47 +32,6 @@ let goldenAnswer: [UInt8] = parseHexBytes("""
 let goldenJSON = #"{"v1": 241.0, "v2": 240.4, "v3": 240.9, "i1": 4.8, "i2": 3.9, "i3": 5.08, "p1": 0.295, "p2": -0.114, "p3": -0.532, "meters_power": -0.351, "inverters_power": 3.386}"#
 
 let loopback = "127.0.0.1"
-
-/// Runs blocking work (joins, semaphores, process waits) off Swift's cooperative pool, which is
-/// only two threads wide here: one blocked task there would stall every other test.
-///
-/// Each call gets a queue of its own rather than `DispatchQueue.global()`: on Linux the global
-/// queues are also as wide as the core count, and libdispatch adds a thread for blocked work only
-/// after about a second, which would slow every test that waits at the same time.
-func runBlocking(_ work: @escaping @Sendable () -> Void) {
-    DispatchQueue(label: "sec1000.tests.blocking").async(execute: work)
-}
-
-func onBackground<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        runBlocking { continuation.resume(returning: body()) }
-    }
-}
-
-extension DispatchSemaphore {
-    /// Waits without holding a cooperative thread; `false` after `timeout`.
-    func wait(upTo timeout: Duration) async -> Bool {
-        await onBackground { self.wait(timeout: .now() + timeout.timeInterval) == .success }
-    }
-}
-
-extension DispatchGroup {
-    /// Waits without holding a cooperative thread; `false` after `timeout`.
-    func wait(upTo timeout: Duration) async -> Bool {
-        await onBackground { self.wait(timeout: .now() + timeout.timeInterval) == .success }
-    }
-}
-
-/// Polls `condition` until it holds or `timeout` passes, for state that offers no event to wait on
-/// (the simulator appends a record only after the client has gone).
-func waitUntil(timeout: Duration = .seconds(5), _ condition: () -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while !condition() {
-        guard ContinuousClock.now < deadline else { return false }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return true
-}
 
 // MARK: Simulated devices
 
@@ -236,7 +196,7 @@ final class ScriptedServer: Sendable {
     /// Waits for the script to end and releases its thread; `false` if it is still running after `timeout`.
     func finish(timeout: Duration = .seconds(10)) async -> Bool {
         guard await finished.wait(upTo: timeout), let player = thread.withLock({ $0.take() }) else { return false }
-        await onBackground { player.join() }
+        await offPool { player.join() }
         return true
     }
 
@@ -283,14 +243,6 @@ func blockingSleep(_ duration: Duration) {
     var request = timespec(tv_sec: Int(seconds), tv_nsec: Int(attoseconds / 1_000_000_000))
     var remaining = timespec()
     while nanosleep(&request, &remaining) != 0 { request = remaining }
-}
-
-extension Duration {
-    /// Seconds as a `Double`, for Dispatch deadlines.
-    var timeInterval: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
 }
 
 extension ContinuousClock.Instant {
