@@ -164,11 +164,11 @@ let package = Package(
             swiftSettings: strict
         ),
         // A real mosquitto broker on a loopback port, for every test target that speaks MQTT.
-        .target(name: "MQTTTestSupport", dependencies: ["Sockets", "Locking", "Threading"], path: "Tests/MQTTTestSupport", swiftSettings: strict),
+        .target(name: "MQTTTestSupport", dependencies: ["Sockets", "Locking", "Threading", "TestSupport"], path: "Tests/MQTTTestSupport", swiftSettings: strict),
         .testTarget(
             name: "MQTTClientTests",
             dependencies: [
-                "MQTTClient", "MQTTTestSupport", "Sockets", "Locking",
+                "MQTTClient", "MQTTTestSupport", "TestSupport", "Sockets", "Locking",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -177,7 +177,7 @@ let package = Package(
         .testTarget(
             name: "MQTTFaceTests",
             dependencies: [
-                "MQTTFace", "MQTTClient", "MQTTTestSupport", "Bridge", "SEC1000Simulator", "SEC1000Client", "SEC1000Protocol",
+                "MQTTFace", "MQTTClient", "MQTTTestSupport", "TestSupport", "Bridge", "SEC1000Simulator", "SEC1000Client", "SEC1000Protocol",
                 "Sockets", "Locking", "Threading", "CModbus", "sec1000",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

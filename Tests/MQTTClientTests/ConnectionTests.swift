@@ -4,6 +4,7 @@ import Logging
 import ServiceLifecycle
 @testable import MQTTClient
 import MQTTTestSupport
+import TestSupport
 import Testing
 
 let quietLogger = Logger(label: "mqtt-test", factory: { _ in SwiftLogNoOpLogHandler() })

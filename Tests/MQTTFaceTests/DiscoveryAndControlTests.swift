@@ -6,6 +6,7 @@ import MQTTTestSupport
 import SEC1000Client
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// Home Assistant discovery, field by field against HA's MQTT discovery schema (full key names of

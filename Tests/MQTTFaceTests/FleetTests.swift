@@ -1,53 +1,26 @@
 import Foundation
 import MQTTTestSupport
+import TestSupport
 import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// The sec1000 executable built beside this test bundle.
-func sec1000Executable() throws -> URL {
-    let bundle = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
-    let candidate = bundle.deletingLastPathComponent().appendingPathComponent("sec1000")
-    guard FileManager.default.isExecutableFile(atPath: candidate.path) else {
-        throw MosquittoError("no sec1000 executable at \(candidate.path); run `swift build` first")
-    }
-    return candidate
-}
-
-/// Runs `sec1000 ARGUMENTS` to its end: exit status and standard error.
-func runSEC1000(_ arguments: [String], environment: [String: String]? = nil) async throws -> (status: Int32, error: String) {
-    let process = Process()
-    process.executableURL = try sec1000Executable()
-    process.arguments = arguments
-    if let environment { process.environment = environment }
-    let errors = Pipe()
-    process.standardInput = FileHandle.nullDevice
-    process.standardOutput = FileHandle.nullDevice
-    process.standardError = errors
-    try await launchUnmasked(process)
-    return await offPool {
-        let data = errors.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-    }
-}
 
 @Suite(.serialized) struct ExecutableTests {
     @Test func mqttControlWithoutAuthenticationRefusesToStart() async throws {
         let base = ["bridge", "--simulate", "--listen", "127.0.0.1:0", "--mqtt", "mqtt://127.0.0.1:1", "--enable-control", "--mqtt-control"]
         let refused = try await runSEC1000(base)
         #expect(refused.status == 64)
-        #expect(refused.error.contains("--mqtt-control-unauthenticated"), "\(refused.error)")
+        #expect(refused.errors.contains("--mqtt-control-unauthenticated"), "\(refused.errors)")
         let withoutControl = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-control"])
         #expect(withoutControl.status == 64)
-        #expect(withoutControl.error.contains("--enable-control"), "\(withoutControl.error)")
+        #expect(withoutControl.errors.contains("--enable-control"), "\(withoutControl.errors)")
         let noBroker = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--mqtt-prefix", "x"])
         #expect(noBroker.status == 64)
-        #expect(noBroker.error.contains("need --mqtt"), "\(noBroker.error)")
+        #expect(noBroker.errors.contains("need --mqtt"), "\(noBroker.errors)")
         let badPrefix = try await runSEC1000(["bridge", "--simulate", "--listen", "127.0.0.1:0", "--mqtt", "mqtt://127.0.0.1:1", "--mqtt-prefix", "a/#"])
         #expect(badPrefix.status == 64)
-        #expect(badPrefix.error.contains("wildcard"), "\(badPrefix.error)")
+        #expect(badPrefix.errors.contains("wildcard"), "\(badPrefix.errors)")
     }
 }
 

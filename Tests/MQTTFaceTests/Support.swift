@@ -9,6 +9,7 @@ import SEC1000Client
 import SEC1000Simulator
 import ServiceLifecycle
 import Sockets
+import TestSupport
 import Testing
 
 let quietLogger = Logger(label: "mqtt-face-test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -5,6 +5,7 @@ import MQTTFace
 import MQTTTestSupport
 import SEC1000Protocol
 import SEC1000Simulator
+import TestSupport
 import Testing
 
 /// The topics and payloads of Docs/mqtt.md, against a real mosquitto.

@@ -1,6 +1,7 @@
 import Foundation
 import Locking
 import Sockets
+import TestSupport
 import Threading
 #if canImport(Glibc)
 import Glibc
@@ -9,27 +10,6 @@ import Glibc
 public struct MosquittoError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
-}
-
-/// Runs blocking work (process waits, socket connects) on a thread of its own, never on the
-/// cooperative pool, which has only as many threads as cores.
-public func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { continuation in
-        BlockingThread { continuation.resume(returning: work()) }.detach()
-    }
-}
-
-/// Starts `process` from a thread whose signal mask is empty. A child inherits the mask of the
-/// thread that spawns it, and Swift's pool threads (and the threads they create) block nearly
-/// every signal: a child spawned from them ignores `timeout`'s SIGTERM and its own SIGALRM
-/// (`mosquitto_sub -W`), and can hang for ever.
-public func launchUnmasked(_ process: Process) async throws {
-    try await offPool { () -> Result<Void, any Error> in
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        pthread_sigmask(SIG_SETMASK, &empty, nil)
-        return Result { try process.run() }
-    }.get()
 }
 
 /// A real mosquitto broker (/usr/sbin/mosquitto) on a loopback port, in a directory of its own
