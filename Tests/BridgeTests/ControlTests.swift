@@ -59,6 +59,8 @@ struct ControlTests {
             #expect(answer == [0x12, 0x34, 0, 0, 0, 6, 1, 0x06, 0x01, 0x30, 0x00, 0x01])
             #expect(harness.device.settings.mode == .dred)
             // DRED on first, then the previous source (by value) off: never without limitation.
+            // The simulator records a connection once its client has closed it, a moment after the answer.
+            try await waitUntil("both sets recorded") { sets(harness.device).count >= 2 }
             #expect(sets(harness.device) == [.setControl(.dred, on: true), .setControl(.byValue, on: false)])
         }
     }
@@ -100,7 +102,7 @@ struct ControlTests {
         try await BridgeHarness.run(simulators: [ignoring], configure: Self.enabled) { harness in
             let answer = await offPool { rawExchange(port: harness.port, Self.writeAll(limit: 2000, capacity: 8000, mode: 3, meterMode: 2), timeout: .seconds(10)) }
             #expect(answer == [0x12, 0x34, 0, 0, 0, 3, 1, 0x90, 0x04])
-            #expect(!sets(harness.device).isEmpty, "the set was sent")
+            try await waitUntil("the set recorded") { !sets(harness.device).isEmpty }
             let registers = try await blockD(harness.port)
             #expect(registers[9] == 3, "309: device did not confirm")
             #expect(registers[1] == 5000, "block D shows what the device holds")
