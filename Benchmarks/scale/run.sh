@@ -101,7 +101,7 @@ start_simulators() {
         SIMULATOR_PIDS+=($!)
         SIMULATOR_PORTS+=("$PORT")
         deadline=$((SECONDS + 30))
-        until grep -q '^simulated SEC1000 on' "$log"; do
+        until grep -qs '^simulated SEC1000 on' "$log"; do
             kill -0 "${SIMULATOR_PIDS[-1]}" 2>/dev/null || die "simulator exited at start-up (see $log)"
             ((SECONDS < deadline)) || die "simulator not listening after 30 s (see $log)"
             sleep 0.05
@@ -196,15 +196,15 @@ print_table() {
         return ""
     }
     BEGIN {
-        print "| devices | polls done / expected | failed attempts | threads max | threads steady (min–max) | VmRSS steady MiB | VmHWM MiB | CPU % of one core | CPU µs per poll | simulator CPU s |"
-        print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        print "| devices | polls done / expected | failed attempts | threads max | threads steady (min–max) | VmRSS steady MiB | VmHWM MiB | CPU % of one core | CPU µs per poll | sampler CPU s (included) | simulator CPU s |"
+        print "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     }
     {
-        printf "| %d | %d / %d | %d | %d | %d (%d–%d) | %.1f | %.1f | %.2f | %.0f | %.2f |\n",
+        printf "| %d | %d / %d | %d | %d | %d (%d–%d) | %.1f | %.1f | %.2f | %.0f | %.3f | %.2f |\n",
             field("devices"), field("polls_good"), field("polls_expected"), field("failed_attempts"),
             field("threads_max"), field("threads_steady_median"), field("threads_steady_min"), field("threads_steady_max"),
             field("rss_steady_median_kib") / 1024, field("hwm_kib") / 1024, field("cpu_percent"),
-            field("cpu_us_per_poll"), field("simulator_cpu_s")
+            field("cpu_us_per_poll"), field("sampler_cpu_s"), field("simulator_cpu_s")
     }' "$1"
 }
 

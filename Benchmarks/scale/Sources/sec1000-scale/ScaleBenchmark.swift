@@ -127,7 +127,45 @@ func seconds(_ duration: Duration) -> Double {
 
 // MARK: The run
 
-struct Sample {
+/// What the sampler hands back when the run's time is up.
+struct Window: Sendable {
+    let samples: [Sample]
+    let cpuEnd: (user: Double, system: Double)
+    let elapsed: Duration
+    let end: ContinuousClock.Instant
+    let samplerCPU: Double
+    /// The threads' names when there were the most.
+    let peakThreads: [String]
+    let snapshots: [DeviceSnapshot]
+}
+
+/// CPU seconds of the calling thread.
+func threadCPUSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+/// The names (comm) of this process's threads, counted: `name*count`, sorted.
+func threadNames() -> [String] {
+    guard let directory = opendir("/proc/self/task") else { return [] }
+    defer { closedir(directory) }
+    var counts: [String: Int] = [:]
+    while let entry = readdir(directory) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        if name.hasPrefix(".") { continue }
+        let fd = open("/proc/self/task/\(name)/comm", O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { continue }
+        var buffer = [UInt8](repeating: 0, count: 64)
+        let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        close(fd)
+        let comm = String(decoding: buffer.prefix(max(0, got)), as: UTF8.self).filter { $0 != "\n" && $0 != " " }
+        counts[comm.isEmpty ? "?" : comm, default: 0] += 1
+    }
+    return counts.sorted { $0.key < $1.key }.map { "\($0.key)*\($0.value)" }
+}
+
+struct Sample: Sendable {
     let at: Duration
     let threads: Int
     let rssKiB: Int
@@ -180,35 +218,45 @@ enum ScaleBenchmark {
         let cpuStart = cpuSeconds()
 
         // Samples every `sampleEvery` until `duration`, then counts the polls and stops the group.
-        let (samples, cpuEnd, elapsed, shutdownStarted) = try await withThrowingTaskGroup(
-            of: ([Sample], (user: Double, system: Double), Duration, ContinuousClock.Instant)?.self
-        ) { tasks in
+        // Samples every `sampleEvery` until `duration`, counts the polls, then stops the group.
+        let window = try await withThrowingTaskGroup(of: Window?.self) { tasks in
             tasks.addTask {
                 try await group.run()
                 return nil
             }
             tasks.addTask {
                 var samples: [Sample] = []
+                var samplerCPU = 0.0
+                var peakThreads: [String] = []
                 var next = start
                 while true {
                     let now = ContinuousClock.now
                     if now - start >= duration { break }
-                    samples.append(Sample(at: now - start, threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0]))
+                    // The sampler's own CPU, so it can be told apart from the devices'.
+                    let before = threadCPUSeconds()
+                    let threads = threadCount()
+                    if threads > samples.map(\.threads).max() ?? 0 { peakThreads = threadNames() }
+                    samples.append(Sample(at: now - start, threads: threads, rssKiB: statusKiB(["VmRSS"])[0]))
+                    samplerCPU += threadCPUSeconds() - before
                     next += sampleEvery
                     try? await Task.sleep(until: min(next, start + duration), clock: .continuous)
                 }
                 let cpu = cpuSeconds()
                 let end = ContinuousClock.now
+                // Counted before the group stops: its services stop one after another, and a poll
+                // that falls due meanwhile is not the benchmark's.
+                let snapshots = services.map { $0.state.current }
                 await group.triggerGracefulShutdown()
-                return (samples, cpu, end - start, end)
+                return Window(
+                    samples: samples, cpuEnd: cpu, elapsed: end - start, end: end, samplerCPU: samplerCPU,
+                    peakThreads: peakThreads, snapshots: snapshots)
             }
-            var result: ([Sample], (user: Double, system: Double), Duration, ContinuousClock.Instant)?
+            var result: Window?
             for try await value in tasks where value != nil { result = value }
             return result!
         }
-        let shutdown = ContinuousClock.now - shutdownStarted
-
-        let snapshots = services.map { $0.state.current }
+        let (samples, cpuEnd, elapsed, snapshots) = (window.samples, window.cpuEnd, window.elapsed, window.snapshots)
+        let shutdown = ContinuousClock.now - window.end
         let good = snapshots.reduce(0) { $0 + Int($1.goodPolls) }
         let failedAttempts = snapshots.reduce(0) { $0 + Int($1.failedPolls) }
         let settingsRead = snapshots.filter { $0.control.settingsRead != nil }.count
@@ -246,6 +294,10 @@ enum ScaleBenchmark {
             ("cpu_system_s", fixed(cpuEnd.system - cpuStart.system, 3)),
             ("cpu_percent", fixed(100 * cpu / wall, 3)),
             ("cpu_us_per_poll", fixed(perPoll, 1)),
+            ("sampler_cpu_s", fixed(window.samplerCPU, 3)),
+            ("cpu_percent_without_sampler", fixed(100 * (cpu - window.samplerCPU) / wall, 3)),
+            ("cpu_us_per_poll_without_sampler", fixed(good > 0 ? (cpu - window.samplerCPU) * 1e6 / Double(good) : 0, 1)),
+            ("peak_threads", window.peakThreads.joined(separator: ",")),
             ("polls_good", "\(good)"),
             ("polls_expected", "\(expected)"),
             ("failed_attempts", "\(failedAttempts)"),
