@@ -2,6 +2,9 @@
 # The polling core by device count: threads, memory and CPU of N devices (Docs/performance.md).
 #
 #   Benchmarks/scale/run.sh           N = 1, 100, 247 and 1000 devices, every 10 s for 60 s each
+#   Benchmarks/scale/run.sh bridge    the whole `sec1000 bridge` (Modbus server included) with
+#                                     N = 1, 50, 200 and 247 devices every 5 s, sampled from outside:
+#                                     the set-up of the figures measured before the device services
 #   Benchmarks/scale/run.sh build     only build
 #
 # Each run starts SIMULATORS fresh `sec1000 simulate` processes (device i polls simulator
@@ -15,6 +18,9 @@
 #   DURATION [60]         seconds per run (e.g. DURATION=15 for a quick run)
 #   SIMULATORS [1]        simulator processes per run
 #   SAMPLE_EVERY [0.1]    seconds between samples of threads and VmRSS
+#   BRIDGE_DEVICES [1 50 200 247]   bridge mode: device counts (unit ids 1 to N, so at most 247)
+#   BRIDGE_INTERVAL [5]   bridge mode: seconds between polls
+#   BRIDGE_DURATION [30]  bridge mode: seconds per run
 #   SEC1000               a sec1000 binary for the simulators instead of building one
 #   SCRATCH_PATH [<repo>/.build-release]   swift build --scratch-path of sec1000's release build
 #   BUILD_DIR [Benchmarks/scale/.build-bench]   where results go
@@ -23,13 +29,13 @@ set -euo pipefail
 
 MODE=${1:-bench}
 case "$MODE" in
-bench | build) ;;
+bench | bridge | build) ;;
 -h | --help | help)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 0
     ;;
 *)
-    echo "usage: $0 [bench|build]" >&2
+    echo "usage: $0 [bench|bridge|build]" >&2
     exit 2
     ;;
 esac
@@ -43,6 +49,9 @@ INTERVAL=${INTERVAL:-10}
 DURATION=${DURATION:-60}
 SIMULATORS=${SIMULATORS:-1}
 SAMPLE_EVERY=${SAMPLE_EVERY:-0.1}
+BRIDGE_DEVICES=${BRIDGE_DEVICES:-1 50 200 247}
+BRIDGE_INTERVAL=${BRIDGE_INTERVAL:-5}
+BRIDGE_DURATION=${BRIDGE_DURATION:-30}
 PORT=${PORT_BASE:-$((17000 + RANDOM % 900))}
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 RESULTS=$BUILD_DIR/results/$MODE-$STAMP
@@ -168,6 +177,7 @@ run_bench() {
         for i in "${SIMULATOR_PIDS[@]}"; do sim_cpu_start=$(awk -v a="$sim_cpu_start" -v b="$(cpu_seconds "$i")" 'BEGIN { print a + b }'); done
         status=0
         "$BENCH" --devices "$n" --interval "$INTERVAL" --duration "$DURATION" --sample-every "$SAMPLE_EVERY" \
+            --samples "$RESULTS/n$n.samples" \
             "${targets[@]}" >"$RESULTS/n$n.out" 2>"$RESULTS/n$n.log" || status=$?
         sim_cpu=0
         for i in "${SIMULATOR_PIDS[@]}"; do sim_cpu=$(awk -v a="$sim_cpu" -v b="$(cpu_seconds "$i")" 'BEGIN { print a + b }'); done
@@ -208,7 +218,82 @@ print_table() {
     }' "$1"
 }
 
+# The whole bridge, as the figures before the device services were taken: one simulator (logging
+# each request, to count the polls), `sec1000 bridge` with N devices on it, its threads and VmRSS
+# sampled from /proc/PID every SAMPLE_EVERY s, its CPU from /proc/PID/stat.
+run_bridge() {
+    build
+    {
+        describe_machine
+        echo "bridge mode: sec1000 bridge, 1 simulator, every $BRIDGE_INTERVAL s for $BRIDGE_DURATION s, samples every $SAMPLE_EVERY s"
+    } | tee "$RESULTS/machine.txt" >&2
+    : >"$RESULTS/results.txt"
+    local n i pid log cpu_start cpu_end started threads rss
+    for n in $BRIDGE_DEVICES; do
+        ((n >= 1 && n <= 247)) || die "BRIDGE_DEVICES: $n is not a unit id count (1 to 247)"
+        say "== sec1000 bridge with $n device(s)"
+        next_port
+        log=$RESULTS/bridge-n$n.simulator.log
+        "$SEC1000" simulate --listen "127.0.0.1:$PORT" --log-level info >"$log" 2>&1 &
+        SIMULATOR_PIDS+=($!)
+        local simulator_port=$PORT deadline=$((SECONDS + 30))
+        until grep -qs '^simulated SEC1000 on' "$log"; do
+            ((SECONDS < deadline)) || die "simulator not listening after 30 s (see $log)"
+            sleep 0.05
+        done
+        local -a devices=()
+        for ((i = 1; i <= n; i++)); do devices+=(--device "127.0.0.1:$simulator_port@$i"); done
+        next_port
+        "$SEC1000" bridge "${devices[@]}" --listen "127.0.0.1:$PORT" --interval "$BRIDGE_INTERVAL" \
+            --log-level warning >"$RESULTS/bridge-n$n.log" 2>&1 &
+        pid=$!
+        SIMULATOR_PIDS+=("$pid")
+        cpu_start=$(cpu_seconds "$pid")
+        started=$SECONDS
+        : >"$RESULTS/bridge-n$n.samples"
+        while ((SECONDS - started < BRIDGE_DURATION)); do
+            kill -0 "$pid" 2>/dev/null || die "the bridge exited (see $RESULTS/bridge-n$n.log)"
+            threads=$(find "/proc/$pid/task" -mindepth 1 -maxdepth 1 | wc -l)
+            rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status")
+            echo "$((SECONDS - started)) $threads $rss" >>"$RESULTS/bridge-n$n.samples"
+            sleep "$SAMPLE_EVERY"
+        done
+        cpu_end=$(cpu_seconds "$pid")
+        local hwm polls
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+        stop_simulators
+        polls=$(grep -c 'command=read measurements' "$log" || true)
+        awk -v n="$n" -v interval="$BRIDGE_INTERVAL" -v duration="$BRIDGE_DURATION" -v hwm="$hwm" -v polls="$polls" \
+            -v cpu="$(awk -v a="$cpu_end" -v b="$cpu_start" 'BEGIN { print a - b }')" '
+            { t[NR] = $1; th[NR] = $2; rss[NR] = $3; if ($2 > max) max = $2 }
+            END {
+                # Steady: after the first interval; the median of those samples.
+                for (i = 1; i <= NR; i++) if (t[i] >= interval) { m++; s[m] = th[i]; r[m] = rss[i] }
+                for (i = 2; i <= m; i++) for (j = i; j > 1 && s[j - 1] > s[j]; j--) { x = s[j]; s[j] = s[j - 1]; s[j - 1] = x }
+                for (i = 2; i <= m; i++) for (j = i; j > 1 && r[j - 1] > r[j]; j--) { x = r[j]; r[j] = r[j - 1]; r[j - 1] = x }
+                printf "RESULT mode=bridge devices=%d interval_s=%s duration_s=%s samples=%d threads_max=%d threads_steady_median=%d threads_steady_min=%d threads_steady_max=%d rss_steady_median_kib=%d hwm_kib=%d cpu_s=%.2f cpu_percent=%.3f polls_seen=%d\n",
+                    n, interval, duration, NR, max, s[int((m + 1) / 2)], s[1], s[m], r[int((m + 1) / 2)], hwm, cpu, 100 * cpu / duration, polls
+            }' "$RESULTS/bridge-n$n.samples" | tee -a "$RESULTS/results.txt" >&2
+    done
+    {
+        echo
+        cat "$RESULTS/machine.txt"
+        echo
+        echo "| devices | threads max | threads steady (min–max) | VmRSS steady MiB | VmHWM MiB | CPU % of one core | polls seen by the simulator |"
+        echo "|---:|---:|---:|---:|---:|---:|---:|"
+        awk '
+        function field(key,   i, kv) {
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) return substr($i, length(key) + 2) }
+            return ""
+        }
+        { printf "| %d | %d | %d (%d–%d) | %.1f | %.1f | %.2f | %d |\n", field("devices"), field("threads_max"),
+            field("threads_steady_median"), field("threads_steady_min"), field("threads_steady_max"),
+            field("rss_steady_median_kib") / 1024, field("hwm_kib") / 1024, field("cpu_percent"), field("polls_seen") }' "$RESULTS/results.txt"
+    } | tee "$RESULTS/table.md"
+}
+
 case "$MODE" in
 bench) run_bench ;;
+bridge) run_bridge ;;
 build) build && say "sec1000: $SEC1000" && say "benchmark: $BENCH" ;;
 esac

@@ -3,8 +3,9 @@
 // Modbus server (unit ids stop at 247). It measures its own process: threads, memory, CPU and polls.
 //
 //   sec1000-scale --devices N --simulator HOST:PORT [--simulator HOST:PORT ...]
-//                 [--interval S] [--duration S] [--sample-every S]
+//                 [--interval S] [--duration S] [--sample-every S] [--samples FILE]
 //
+// FILE receives every sample: seconds since the start, threads, VmRSS in KiB.
 // Device i polls simulator i mod (number of simulators). Prints one `RESULT key=value ...` line on
 // standard output and a line for people on standard error; exits 1 if a poll failed.
 #if canImport(Glibc)
@@ -24,6 +25,7 @@ struct Options {
     var interval = 10.0
     var duration = 60.0
     var sampleEvery = 0.1
+    var samplesPath: String?
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
@@ -51,6 +53,7 @@ struct Options {
             case "--interval": options.interval = number(argument)
             case "--duration": options.duration = number(argument)
             case "--sample-every": options.sampleEvery = number(argument)
+            case "--samples": options.samplesPath = value(argument)
             default: fail("unknown argument \(argument); see the comment at the top of main.swift")
             }
         }
@@ -271,6 +274,13 @@ enum ScaleBenchmark {
         let steadySamples = steady.isEmpty ? samples : steady
         let (rssEnd, hwm) = { (values: [Int]) in (values[0], values[1]) }(statusKiB(["VmRSS", "VmHWM"]))
 
+        if let path = options.samplesPath {
+            let text = samples.map { "\(fixed(seconds($0.at), 2)) \($0.threads) \($0.rssKiB)\n" }.joined()
+            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            if fd < 0 { fail("--samples \(path): cannot open it (errno \(errno))") }
+            _ = Array(text.utf8).withUnsafeBytes { write(fd, $0.baseAddress!, $0.count) }
+            close(fd)
+        }
         let perPoll = good > 0 ? cpu * 1e6 / Double(good) : 0
         let fields: [(String, String)] = [
             ("devices", "\(options.devices)"),
