@@ -110,8 +110,9 @@ start_server() {
     next_port
     case "$kind" in
     bridge)
+        # Every connection comes from 127.0.0.1: the per-address limit (16 by default) must let 64 in.
         "${pin[@]}" "$BRIDGE" bridge --simulate --listen "127.0.0.1:$SERVER_PORT" --interval 10 \
-            --max-connections 200 --log-level notice >"$log" 2>&1 &
+            --max-connections 200 --max-connections-per-address 200 --log-level notice >"$log" 2>&1 &
         ;;
     reference)
         "${pin[@]}" "$REFERENCE" 127.0.0.1 "$SERVER_PORT" >"$log" 2>&1 &

@@ -181,3 +181,25 @@ extension BridgeConfiguration {
             && maxPlantPower == other.maxPlantPower && version == other.version && signCheckAfter == other.signCheckAfter
     }
 }
+
+extension BridgeRuntime {
+    /// The device services alone, without the Modbus server or an energy state file: the polling
+    /// core, for benchmarks and front ends that serve no Modbus. Unit ids need not be distinct (they
+    /// only route Modbus requests), so more than 247 devices can be built; each starts at zero energy.
+    public static func pollingCore(
+        configuration: BridgeConfiguration, readings: ReadingBroadcast = ReadingBroadcast(), logger: Logger
+    ) -> [DeviceService] {
+        configuration.devices.map { device in
+            var logger = logger
+            logger[metadataKey: "device"] = "\(device.address)"
+            logger[metadataKey: "unit"] = "\(device.unit)"
+            let state = DeviceState(
+                unit: device.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
+                common: BridgeIdentity.common(serialNumber: device.effectiveSerialNumber, unit: device.unit, version: configuration.version))
+            let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
+            return DeviceService(
+                device: device, state: state, client: client, configuration: configuration, startingEnergy: .zero,
+                broadcast: readings, logger: logger)
+        }
+    }
+}
