@@ -189,17 +189,8 @@ extension BridgeRuntime {
     public static func pollingCore(
         configuration: BridgeConfiguration, readings: ReadingBroadcast = ReadingBroadcast(), logger: Logger
     ) -> [DeviceService] {
-        configuration.devices.map { device in
-            var logger = logger
-            logger[metadataKey: "device"] = "\(device.address)"
-            logger[metadataKey: "unit"] = "\(device.unit)"
-            let state = DeviceState(
-                unit: device.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
-                common: BridgeIdentity.common(serialNumber: device.effectiveSerialNumber, unit: device.unit, version: configuration.version))
-            let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
-            return DeviceService(
-                device: device, state: state, client: client, configuration: configuration, startingEnergy: .zero,
-                broadcast: readings, logger: logger)
+        configuration.devices.map {
+            service(for: $0, configuration: configuration, startingEnergy: .zero, broadcast: readings, logger: logger)
         }
     }
 }
