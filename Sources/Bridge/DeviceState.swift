@@ -45,6 +45,19 @@ public enum WriteResult: UInt16, Sendable, CaseIterable {
     case unreachable = 4
 }
 
+extension WriteResult {
+    /// The name front ends show for it: a metric label, a JSON value.
+    public var name: String {
+        switch self {
+        case .none: "none"
+        case .confirmed: "confirmed"
+        case .refusedByValidation: "refused_by_validation"
+        case .notConfirmed: "not_confirmed"
+        case .unreachable: "unreachable"
+        }
+    }
+}
+
 /// What the bridge knows of one device, published whole so no reader sees half of a poll.
 public struct DeviceSnapshot: Sendable {
     public var control = ControlSnapshot()

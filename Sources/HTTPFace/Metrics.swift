@@ -40,7 +40,7 @@ enum Metrics {
                     help: "Failed poll attempts of the device by cause (register 206's codes).").increment(by: Int64(count))
             }
             for (result, count) in snapshot.writesByResult.sorted(by: { $0.key.rawValue < $1.key.rawValue }) {
-                counter(name: "sec1000_control_writes_total", labels: device + [("result", Names.writeResultLabel(result))],
+                counter(name: "sec1000_control_writes_total", labels: device + [("result", result.name)],
                     help: "Modbus writes to the export settings by outcome (register 309's codes).").increment(by: Int64(count))
             }
             if let settings = snapshot.control.settings {

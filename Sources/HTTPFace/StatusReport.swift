@@ -272,15 +272,4 @@ enum Names {
         case .unreachable: "device unreachable or write timeout"
         }
     }
-
-    /// The metric label of a write result.
-    static func writeResultLabel(_ result: WriteResult) -> String {
-        switch result {
-        case .none: "none"
-        case .confirmed: "confirmed"
-        case .refusedByValidation: "refused_by_validation"
-        case .notConfirmed: "not_confirmed"
-        case .unreachable: "unreachable"
-        }
-    }
 }

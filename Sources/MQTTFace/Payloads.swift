@@ -71,7 +71,7 @@ enum Payloads {
             ("meter_mode", control.meterMode.map { .string(meterModeName($0)) } ?? .null),
             ("ct_ratio", settings.map { .int(Int64($0.ctRatio)) } ?? .null),
             ("age_s", control.settingsRead.map { .number(max(0, seconds(now - $0)), digits: 1) } ?? .null),
-            ("last_write_result", .string(writeResultName(control.lastWriteResult))),
+            ("last_write_result", .string(control.lastWriteResult.name)),
         ]
     }
 
@@ -111,16 +111,6 @@ enum Payloads {
     }
 
     static func meterModeName(_ mode: MeterMode) -> String { meterModeNames[mode] ?? "\(mode.rawValue)" }
-
-    static func writeResultName(_ result: WriteResult) -> String {
-        switch result {
-        case .none: "none"
-        case .confirmed: "confirmed"
-        case .refusedByValidation: "refused_by_validation"
-        case .notConfirmed: "not_confirmed"
-        case .unreachable: "unreachable"
-        }
-    }
 
     static func seconds(_ duration: Duration) -> Double {
         let parts = duration.components
