@@ -175,7 +175,7 @@ public final class DeviceService: Service, Sendable {
                 let before = (poller, schedule)
                 (poller, schedule) = await cancelWhenGracefulShutdown { [self] in
                     var (poller, schedule) = before
-                    await poll(&poller, &schedule, started: now)
+                    await poll(&poller, &schedule)
                     return (poller, schedule)
                 }
                 changeNext = true
@@ -211,7 +211,10 @@ public final class DeviceService: Service, Sendable {
     }
 
     /// One poll: its reading published, or its failure recorded; then the settings when due.
-    private func poll(_ poller: inout PollState, _ schedule: inout Schedule, started: ContinuousClock.Instant) async {
+    private func poll(_ poller: inout PollState, _ schedule: inout Schedule) async {
+        // The interval runs from when the device sees the poll: one held back by the gap after a
+        // slow settings read must not bring the next one closer.
+        let started = client.nextStart
         do throws(SEC1000Error) {
             let raw = try await client.readMeasurements(policy: configuration.retry) { attempt, error in
                 // Shutting down is not a failure of the device.

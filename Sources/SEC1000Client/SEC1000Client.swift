@@ -56,6 +56,12 @@ public final class SEC1000Client: Sendable {
         self.loop = loop
     }
 
+    /// When a transaction asked for now would start: after the gap that follows the last one.
+    public var nextStart: ContinuousClock.Instant {
+        let now = ContinuousClock.now
+        return lastTransactionEnd.withLock { $0 }.map { max(now, $0 + minimumGap) } ?? now
+    }
+
     /// One transaction, with no retry.
     ///
     /// Cancellation returns `.cancelled` at once, whether the transaction is waiting for its turn,
