@@ -153,7 +153,7 @@ start_server() {
     case "$kind" in
     bridge | scraped)
         "${pin[@]}" "$BRIDGE" bridge --simulate --listen "127.0.0.1:$SERVER_PORT" --interval 10 \
-            --max-connections 200 --log-level notice "${http[@]}" >"$log" 2>&1 &
+            --max-connections 200 --max-connections-per-address 200 --log-level notice "${http[@]}" >"$log" 2>&1 &
         ;;
     reference)
         "${pin[@]}" "$REFERENCE" 127.0.0.1 "$SERVER_PORT" >"$log" 2>&1 &
