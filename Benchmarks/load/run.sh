@@ -4,6 +4,8 @@
 #   Benchmarks/load/run.sh            the comparison table (see Docs/performance.md)
 #   Benchmarks/load/run.sh memory     memory flatness of the bridge under a long load
 #   Benchmarks/load/run.sh profile    where the bridge's CPU goes (perf record under 8 connections)
+#   Benchmarks/load/run.sh scrape     the bridge alone and the bridge scraped on /metrics, alternating
+#   Benchmarks/load/run.sh http       the HTTP face with DEVICES devices: render time and added memory
 #   Benchmarks/load/run.sh build      only build the three programs
 #
 # Environment (defaults in brackets):
@@ -24,17 +26,21 @@
 #                         the working tree, e.g. BRIDGE_REV=HEAD
 #   BUILD_DIR [Benchmarks/load/.build-bench]   where the C programs and results go
 #   PORT_BASE [random in 16000-16899]   first TCP port tried; each server gets a fresh one
+#   SCRAPE_EVERY [0.1]    scrape mode: seconds between two GETs of /metrics (one curl, keep-alive)
+#   DEVICES [247]         http mode: devices of the bridge, all on one `sec1000 simulate`
+#   HTTP_REQUESTS [200]   http mode: timed GETs of /metrics and of /api/status, each
+#   SETTLE [12]           http mode: seconds after every device has answered before measuring
 set -euo pipefail
 
 MODE=${1:-bench}
 case "$MODE" in
-bench | memory | profile | build) ;;
+bench | memory | profile | scrape | http | build) ;;
 -h | --help | help)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 0
     ;;
 *)
-    echo "usage: $0 [bench|memory|profile|build]" >&2
+    echo "usage: $0 [bench|memory|profile|scrape|http|build]" >&2
     exit 2
     ;;
 esac
@@ -54,6 +60,10 @@ REQUESTS=${REQUESTS:-10000000}
 MEMORY_CONNECTIONS=${MEMORY_CONNECTIONS:-64}
 RSS_EVERY=${RSS_EVERY:-1}
 PORT=${PORT_BASE:-$((16000 + RANDOM % 900))}
+SCRAPE_EVERY=${SCRAPE_EVERY:-0.1}
+DEVICES=${DEVICES:-247}
+HTTP_REQUESTS=${HTTP_REQUESTS:-200}
+SETTLE=${SETTLE:-12}
 
 LOAD=$BUILD_DIR/modbus-load
 REFERENCE=$BUILD_DIR/reference-server
@@ -71,6 +81,32 @@ die() {
 
 SERVER_PID=
 SERVER_PORT=
+HTTP_PORT=
+SCRAPER_PID=
+SIMULATOR_PID=
+
+# Stops one process we started: SIGTERM, a bounded wait, then SIGKILL.
+stop_pid() {
+    local pid=$1
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for _ in $(seq 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+    fi
+    wait "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    stop_pid "$SCRAPER_PID"
+    SCRAPER_PID=
+    stop_server
+    stop_pid "$SIMULATOR_PID"
+    SIMULATOR_PID=
+}
 
 stop_server() {
     [[ -n "$SERVER_PID" ]] || return 0
@@ -86,9 +122,9 @@ stop_server() {
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=
 }
-trap stop_server EXIT
-trap 'stop_server; exit 130' INT
-trap 'stop_server; exit 143' TERM
+trap stop_all EXIT
+trap 'stop_all; exit 130' INT
+trap 'stop_all; exit 143' TERM
 
 # A port nobody listens on, from PORT upwards (16000-16999).
 next_port() {
@@ -102,17 +138,23 @@ next_port() {
     done
 }
 
-# start_server bridge|reference pinned|unpinned LOGFILE
+# start_server bridge|scraped|reference pinned|unpinned LOGFILE
+# scraped: the bridge with its HTTP face on HTTP_PORT (scrape mode starts the scraper).
 start_server() {
     local kind=$1 pinning=$2 log=$3
-    local -a pin=()
+    local -a pin=() http=()
     [[ "$pinning" == pinned ]] && pin=(taskset -c "$PIN_CPU")
+    if [[ "$kind" == scraped ]]; then
+        next_port
+        HTTP_PORT=$SERVER_PORT
+        http=(--http "127.0.0.1:$HTTP_PORT")
+    fi
     next_port
     case "$kind" in
-    bridge)
+    bridge | scraped)
         # Every connection comes from 127.0.0.1: the per-address limit (16 by default) must let 64 in.
         "${pin[@]}" "$BRIDGE" bridge --simulate --listen "127.0.0.1:$SERVER_PORT" --interval 10 \
-            --max-connections 200 --max-connections-per-address 200 --log-level notice >"$log" 2>&1 &
+            --max-connections 200 --max-connections-per-address 200 --log-level notice "${http[@]}" >"$log" 2>&1 &
         ;;
     reference)
         "${pin[@]}" "$REFERENCE" 127.0.0.1 "$SERVER_PORT" >"$log" 2>&1 &
@@ -202,12 +244,46 @@ measure() {
     local name="$pinning.$config.$server.$repetition"
     start_server "$server" "$pinning" "$RESULTS/$name.server.log"
     wait_ready "$address" "$count"
-    local line
+    [[ "$server" == scraped ]] && start_scraper "$RESULTS/$name.scrapes"
+    local line scrapes=
     line=$("${pin[@]}" "$LOAD" -H 127.0.0.1 -p "$SERVER_PORT" -c "$connections" -d "$DURATION" -w "$WARMUP" \
         -a "$address" -n "$count" -P "$SERVER_PID" -l "$name" | tee "$RESULTS/$name.out" | grep '^RESULT ')
+    if [[ "$server" == scraped ]]; then
+        stop_pid "$SCRAPER_PID"
+        SCRAPER_PID=
+        scrapes=$(scrape_summary "$RESULTS/$name.scrapes")
+    fi
     stop_server
-    echo "$line pinning=$pinning config=$config server=$server repetition=$repetition" >>"$RESULTS/results.txt"
-    say "   $(tail -1 "$RESULTS/$name.out")"
+    echo "$line pinning=$pinning config=$config server=$server repetition=$repetition${scrapes:+ $scrapes}" >>"$RESULTS/results.txt"
+    say "   $(tail -1 "$RESULTS/$name.out")${scrapes:+ [$scrapes]}"
+}
+
+# ---- the scraper: GET /metrics every SCRAPE_EVERY s, as Prometheus does, over one connection ----
+
+# Waits (bounded, 30 s) until the face answers, then starts one curl that fetches /metrics at
+# 1/SCRAPE_EVERY per second (curl --rate) until it is stopped, one "code seconds bytes" line each.
+start_scraper() {
+    local out=$1 deadline=$((SECONDS + 30)) per_minute
+    until curl -fsS -o /dev/null "http://127.0.0.1:$HTTP_PORT/health/live" 2>/dev/null; do
+        ((SECONDS >= deadline)) && die "the HTTP face on port $HTTP_PORT did not answer within 30 s"
+        sleep 0.05
+    done
+    per_minute=$(awk -v s="$SCRAPE_EVERY" 'BEGIN { printf "%d", 60 / s + 0.5 }')
+    # Line-buffered: the scraper is stopped with SIGTERM, and its lines must be in the file by then.
+    stdbuf -oL curl -sS --rate "$per_minute/m" -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+        "http://127.0.0.1:$HTTP_PORT/metrics?scrape=[1-100000000]" >"$out" 2>/dev/null &
+    SCRAPER_PID=$!
+}
+
+# "scrapes=N scrape_failures=F scrape_p50_ms=… scrape_p99_ms=… scrape_bytes=…" from a scraper's output.
+scrape_summary() {
+    sort -k2,2g "$1" | awk '
+        { n++; if ($1 != 200) bad++; t[n] = $2 * 1000; bytes = $3 }
+        END {
+            if (n == 0) { print "scrapes=0 scrape_failures=0"; exit }
+            printf "scrapes=%d scrape_failures=%d scrape_p50_ms=%.2f scrape_p99_ms=%.2f scrape_bytes=%d\n",
+                n, bad, t[int((n + 1) / 2)], t[int(n * 0.99 + 0.999)], bytes
+        }'
 }
 
 # ---- the table ------------------------------------------------------------------------------
@@ -228,6 +304,7 @@ print_table() {
         if (!(run in runs)) { order[++keys] = run; runs[run] = 0 }
         member[run, ++runs[run]] = n
         total_errors[run] += err[n]
+        if (srv[n] == "reference") nreference++
     }
     END {
         # The run with the median req/s of each (pinning, configuration, server).
@@ -248,8 +325,9 @@ print_table() {
                 pin[i], cfg[i], srv[i], rps[i], p50[i], p90[i], p99[i], mx[i], total_errors[order[k]], cpu[i], hwm[i] / 1024, gen[i]
             pair = pin[i] SUBSEP cfg[i]
             if (!(pair in seen)) { seen[pair] = 1; pairs[++npairs] = pair }
-            if (srv[i] == "bridge") { brps[pair] = rps[i]; bcpu[pair] = cpu[i] } else { rrps[pair] = rps[i]; rcpu[pair] = cpu[i] }
+            if (srv[i] == "bridge") { brps[pair] = rps[i]; bcpu[pair] = cpu[i] } else if (srv[i] == "reference") { rrps[pair] = rps[i]; rcpu[pair] = cpu[i] }
         }
+        if (nreference == 0) exit
         print ""
         print "| pinning | configuration | throughput bridge/reference | CPU per request bridge/reference |"
         print "|---|---|---:|---:|"
@@ -257,7 +335,7 @@ print_table() {
             pair = pairs[k]; split(pair, part, SUBSEP)
             if ((pair in brps) && (pair in rrps) && rrps[pair] > 0 && rcpu[pair] > 0)
                 printf "| %s | %s | %.2f | %.2f |\n", part[1], part[2], brps[pair] / rrps[pair], bcpu[pair] / rcpu[pair]
-            else
+            else if (pair in rrps)
                 printf "| %s | %s | – (reference only) | – |\n", part[1], part[2]
         }
     }' "$1"
@@ -348,6 +426,196 @@ run_memory() {
     say "samples: $RESULTS/rss-samples.txt"
 }
 
+# The cost of being scraped: per (pinning, configuration), the medians over the repetitions of
+# req/s, p99 and server CPU per request, scraped and not, and their ratios (scraped / bridge).
+print_scrape_ratios() {
+    awk '
+    function field(key,   i, kv) {
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) return substr($i, length(key) + 2) }
+        return ""
+    }
+    function median(list,   n, v, i, j, t) {
+        n = split(list, v, " ")
+        for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+        return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+    }
+    {
+        pair = field("pinning") SUBSEP field("config"); srv = field("server")
+        if (!(pair in seen)) { seen[pair] = 1; pairs[++npairs] = pair }
+        rps[pair, srv] = rps[pair, srv] " " field("rps"); p99[pair, srv] = p99[pair, srv] " " field("p99_us")
+        cpu[pair, srv] = cpu[pair, srv] " " field("server_cpu_us_per_req"); runs[pair, srv]++
+        if (srv == "scraped") { scrapes[pair] += field("scrapes"); failures[pair] += field("scrape_failures"); sp99[pair] = sp99[pair] " " field("scrape_p99_ms") }
+    }
+    END {
+        print "| pinning | configuration | runs each | req/s bridge | req/s scraped | ratio | p99 µs bridge | p99 µs scraped | ratio | CPU µs/req bridge | scraped | ratio | scrapes (failed) | scrape p99 ms |"
+        print "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for (k = 1; k <= npairs; k++) {
+            pair = pairs[k]; split(pair, part, SUBSEP)
+            if (!((pair, "bridge") in rps) || !((pair, "scraped") in rps)) continue
+            br = median(rps[pair, "bridge"]); sr = median(rps[pair, "scraped"])
+            bp = median(p99[pair, "bridge"]); sp = median(p99[pair, "scraped"])
+            bc = median(cpu[pair, "bridge"]); sc = median(cpu[pair, "scraped"])
+            printf "| %s | %s | %d | %.0f | %.0f | %.2f | %.1f | %.1f | %.2f | %.2f | %.2f | %.2f | %d (%d) | %.2f |\n",
+                part[1], part[2], runs[pair, "bridge"], br, sr, sr / br, bp, sp, sp / bp, bc, sc, sc / bc,
+                scrapes[pair], failures[pair], median(sp99[pair])
+        }
+    }' "$1"
+}
+
+run_scrape() {
+    build
+    {
+        describe_machine
+        echo "scrape mode: per run ${WARMUP} s warm-up, ${DURATION} s measured; closed loop, function 03, unit 1; each server started afresh"
+        echo "bridge = sec1000 bridge --simulate; scraped = the same with --http and one curl GETting /metrics every $SCRAPE_EVERY s for the whole run"
+        echo "each configuration run $REPEAT time(s) per server, alternating bridge and scraped"
+    } | tee "$RESULTS/machine.txt" >&2
+    : >"$RESULTS/results.txt"
+    for pinning in $PINNING; do
+        for c in $CONNECTIONS; do
+            say "== $pinning, A22x$c: $c connection(s) reading 22 registers from 0"
+            for ((repetition = 1; repetition <= REPEAT; repetition++)); do
+                for server in bridge scraped; do
+                    measure "$server" "$pinning" "A22x$c" 0 22 "$c" "$repetition"
+                done
+            done
+        done
+    done
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS/machine.txt" >&2
+    {
+        echo
+        cat "$RESULTS/machine.txt"
+        echo
+        echo "Medians over the repetitions; ratio = scraped / bridge (throughput: above 1 is better; p99 and CPU: below 1 is better)."
+        echo
+        print_scrape_ratios "$RESULTS/results.txt"
+        echo
+        echo "The run with the median req/s of each:"
+        echo
+        print_table "$RESULTS/results.txt"
+    } | tee "$RESULTS/table.md"
+    say ""
+    say "raw results: $RESULTS/results.txt; table: $RESULTS/table.md"
+    if awk '{ for (i = 1; i <= NF; i++) if (($i ~ /^errors=/ && $i != "errors=0") || ($i ~ /^scrape_failures=/ && $i != "scrape_failures=0")) bad = 1 } END { exit !bad }' "$RESULTS/results.txt"; then
+        die "some runs had errors or failed scrapes"
+    fi
+}
+
+# Percentiles of one column of seconds, printed in ms: "p50=… p90=… p99=… max=…".
+percentiles_ms() {
+    sort -g | awk '{ t[++n] = $1 * 1000 } END {
+        if (n == 0) { print "none"; exit }
+        printf "p50=%.2f p90=%.2f p99=%.2f max=%.2f n=%d", t[int((n + 1) / 2)], t[int(n * 0.9 + 0.999)], t[int(n * 0.99 + 0.999)], t[n], n
+    }'
+}
+
+# One bridge with DEVICES devices on the simulator, with (http) or without (plain) the face; after
+# SETTLE s, http times HTTP_REQUESTS GETs of /metrics and /api/status; then both read VmRSS.
+# Prints "variant=… rss_kib=… hwm_kib=… [metrics …] [status …]".
+measure_devices() {
+    local variant=$1 repetition=$2 sim_port=$3
+    local -a http=()
+    # A configuration file: devices on one host and port need names of their own.
+    local config=$RESULTS/devices.yaml
+    {
+        echo "interval: 10"
+        echo "devices:"
+        for ((unit = 1; unit <= DEVICES; unit++)); do
+            printf '  - { name: sim-%d, host: 127.0.0.1, port: %d, unit: %d }\n' "$unit" "$sim_port" "$unit"
+        done
+    } >"$config"
+    if [[ "$variant" == http ]]; then
+        next_port
+        HTTP_PORT=$SERVER_PORT
+        http=(--http "127.0.0.1:$HTTP_PORT")
+    fi
+    next_port
+    "$BRIDGE" bridge --config "$config" --listen "127.0.0.1:$SERVER_PORT" --interval 10 --log-level notice "${http[@]}" \
+        >"$RESULTS/$variant.$repetition.server.log" 2>&1 &
+    SERVER_PID=$!
+    # Every device answered once: a read of block A of each unit returns data (bounded, 60 s).
+    local deadline=$((SECONDS + 60))
+    for ((unit = 1; unit <= DEVICES; unit++)); do
+        until "$LOAD" --probe -p "$SERVER_PORT" -u "$unit" -a 0 -n 22 -T 1 >/dev/null; do
+            kill -0 "$SERVER_PID" 2>/dev/null || die "the bridge exited during start-up (see $RESULTS/$variant.$repetition.server.log)"
+            ((SECONDS >= deadline)) && die "unit $unit of the bridge had no data after 60 s"
+            sleep 0.1
+        done
+    done
+    sleep "$SETTLE"
+    local timings=
+    if [[ "$variant" == http ]]; then
+        local path name
+        for path in /metrics /api/status; do
+            name=${path##*/}
+            curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+                "http://127.0.0.1:$HTTP_PORT$path?request=[1-$HTTP_REQUESTS]" >"$RESULTS/http.$repetition.$name.txt"
+            awk '$1 != 200 { bad = 1 } END { exit bad }' "$RESULTS/http.$repetition.$name.txt" ||
+                die "a GET of $path did not answer 200 (see $RESULTS/http.$repetition.$name.txt)"
+            timings+=" ${name}_bytes=$(tail -1 "$RESULTS/http.$repetition.$name.txt" | cut -d' ' -f3)"
+            timings+=" $(cut -d' ' -f2 "$RESULTS/http.$repetition.$name.txt" | percentiles_ms | sed "s/\([a-z0-9]*\)=/${name}_\1_ms=/g; s/${name}_n_ms=/${name}_n=/")"
+        done
+        sleep 1
+    fi
+    local rss hwm
+    rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status")
+    hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$SERVER_PID/status")
+    stop_server
+    echo "variant=$variant repetition=$repetition devices=$DEVICES rss_kib=$rss hwm_kib=$hwm$timings"
+}
+
+run_http() {
+    build
+    {
+        describe_machine
+        echo "http mode: $DEVICES devices (units 1 to $DEVICES, a --config file) on one sec1000 simulate, interval 10 s; $SETTLE s after every unit answered,"
+        echo "http: $HTTP_REQUESTS sequential GETs of /metrics, then of /api/status (one curl each, keep-alive), curl's time_total; then VmRSS"
+        echo "plain (no --http) and http alternating, $REPEAT time(s) each"
+    } | tee "$RESULTS/machine.txt" >&2
+    next_port
+    local sim_port=$SERVER_PORT
+    "$BRIDGE" simulate --listen "127.0.0.1:$sim_port" >"$RESULTS/simulator.log" 2>&1 &
+    SIMULATOR_PID=$!
+    : >"$RESULTS/results.txt"
+    for ((repetition = 1; repetition <= REPEAT; repetition++)); do
+        for variant in plain http; do
+            say "== $variant, repetition $repetition"
+            measure_devices "$variant" "$repetition" "$sim_port" | tee -a "$RESULTS/results.txt" >&2
+        done
+    done
+    stop_pid "$SIMULATOR_PID"
+    SIMULATOR_PID=
+    echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$RESULTS/machine.txt" >&2
+    {
+        echo
+        cat "$RESULTS/machine.txt"
+        echo
+        awk '
+        function field(key,   i, kv) {
+            for (i = 1; i <= NF; i++) { split($i, kv, "="); if (kv[1] == key) return substr($i, length(key) + 2) }
+            return ""
+        }
+        function median(list,   n, v, i, j, t) {
+            n = split(list, v, " ")
+            for (i = 2; i <= n; i++) for (j = i; j > 1 && v[j - 1] + 0 > v[j] + 0; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t }
+            return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        }
+        { rss[field("variant")] = rss[field("variant")] " " field("rss_kib") }
+        field("variant") == "http" {
+            printf "repetition %s: /metrics %s bytes, ms p50 %s p90 %s p99 %s max %s; /api/status %s bytes, ms p50 %s p90 %s p99 %s max %s\n",
+                field("repetition"), field("metrics_bytes"), field("metrics_p50_ms"), field("metrics_p90_ms"), field("metrics_p99_ms"), field("metrics_max_ms"),
+                field("status_bytes"), field("status_p50_ms"), field("status_p90_ms"), field("status_p99_ms"), field("status_max_ms")
+        }
+        END {
+            plain = median(rss["plain"]); http = median(rss["http"])
+            printf "VmRSS median: plain %.1f MiB, http %.1f MiB, added by the HTTP face %+.1f MiB (%+d KiB); each run:%s (plain),%s (http) KiB\n",
+                plain / 1024, http / 1024, (http - plain) / 1024, http - plain, rss["plain"], rss["http"]
+        }' "$RESULTS/results.txt"
+    } | tee "$RESULTS/table.md"
+    say ""
+    say "raw results: $RESULTS/results.txt and http.*.txt; table: $RESULTS/table.md"
+}
+
 run_profile() {
     command -v perf >/dev/null || die "perf is not installed"
     build
@@ -380,5 +648,7 @@ case "$MODE" in
 bench) run_bench ;;
 memory) run_memory ;;
 profile) run_profile ;;
+scrape) run_scrape ;;
+http) run_http ;;
 build) build && say "bridge: $BRIDGE" && say "load generator: $LOAD" && say "reference server: $REFERENCE" ;;
 esac
