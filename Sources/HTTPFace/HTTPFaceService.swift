@@ -94,6 +94,7 @@ struct FaceResponder: HTTPResponder {
     let source: FaceSource
     let history: PowerHistory
     var extraMetrics: (@Sendable () -> [ExtraMetric])?
+    let metrics = Metrics()
 
     func respond(to request: Request, context: Context) async throws -> Response {
         let path = request.uri.path
@@ -109,7 +110,7 @@ struct FaceResponder: HTTPResponder {
         var response: Response
         switch path {
         case "/metrics":
-            response = body(.ok, Metrics.render(source, extra: extraMetrics?() ?? []), type: "text/plain; version=0.0.4; charset=utf-8")
+            response = body(.ok, metrics.render(source, extra: extraMetrics?() ?? []), type: "text/plain; version=0.0.4; charset=utf-8")
         case "/health/live":
             response = text(.ok, "ok\n")
         case "/health":
