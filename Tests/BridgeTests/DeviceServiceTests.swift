@@ -42,17 +42,20 @@ struct DeviceServiceTests {
             let port = harness.port
             let stop = StopFlag()
             // A master reading the status flags every 50 ms while the writes come and go.
-            let watcher = BlockingThreadResult { () -> (reads: Int, stale: Int) in
+            let watcher = BlockingThreadResult { () -> (reads: Int, stale: Int, span: Duration) in
                 var reads = 0, stale = 0
-                guard let client = try? ModbusClient(port: port) else { return (0, -1) }
+                let started = ContinuousClock.now
+                var last = started
+                guard let client = try? ModbusClient(port: port) else { return (0, -1, .zero) }
                 while !stop.isRaised {
                     if let flags = client.read(200, 1).values?.first {
                         reads += 1
+                        last = .now
                         if flags & 1 == 0 { stale += 1 }
                     }
                     pace(.milliseconds(50))
                 }
-                return (reads, stale)
+                return (reads, stale, last - started)
             }
             // Twelve writers at once, each gone after 0.2 s: 1 starts, 8 wait, the rest get 0x06.
             let answers = await offPool { () -> [[UInt8]] in
@@ -71,7 +74,10 @@ struct DeviceServiceTests {
             stop.raise()
             let watched = await offPool { watcher.value() }
             #expect(Self.limitSets(harness.device) <= 1, "only a write that started before its client left reaches the device")
-            #expect(watched.reads > 20 && watched.stale == 0, "block A fresh throughout: \(watched)")
+            // The master read throughout: from before the writes to after the line had emptied (a
+            // set takes 1 s); under a sanitizer each read is slower, so the count is not the measure.
+            #expect(watched.reads >= 5 && watched.span >= .seconds(1), "the master read throughout: \(watched)")
+            #expect(watched.stale == 0, "block A fresh throughout: \(watched)")
         }
     }
 
