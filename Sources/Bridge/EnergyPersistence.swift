@@ -169,14 +169,14 @@ public struct EnergyPersistenceService: Service {
     private func saveOffPool(_ records: [UInt8: EnergyRecord]) async -> FileError? {
         let file = file
         return await withCheckedContinuation { (continuation: CheckedContinuation<FileError?, Never>) in
-            BlockingThread {
+            BlockingThread.detached {
                 do throws(FileError) {
                     try file.save(records)
                     continuation.resume(returning: nil)
                 } catch {
                     continuation.resume(returning: error)
                 }
-            }.detach()
+            }
         }
     }
 }

@@ -91,7 +91,7 @@ public final class MQTTConnection: Sendable {
             return true
         }
         guard starting else { return }
-        BlockingThread { self.runNetworkThread() }.detach()
+        BlockingThread.detached { self.runNetworkThread() }
     }
 
     /// Sends `message` as soon as the broker can take it. Never waits and never fails because the

@@ -200,9 +200,9 @@ public final class SimulatedDevice: Sendable {
                     state.maximumConcurrency = max(state.maximumConcurrency, open)
                     return (state.nextConnection, open)
                 }
-                BlockingThread { [self] in
+                BlockingThread.detached { [self] in
                     serve(fd, id: id, concurrent: concurrent, opened: opened)
-                }.detach()
+                }
             }
         }
     }

@@ -77,9 +77,9 @@ public final class AsyncTCPStream {
     private static func resolve(_ address: SocketAddress) async throws(SocketError) -> [ResolvedAddress] {
         if let numeric = try? address.resolve(numericOnly: true) { return numeric }
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[ResolvedAddress], SocketError>, Never>) in
-            BlockingThread {
+            BlockingThread.detached {
                 continuation.resume(returning: Result { () throws(SocketError) -> [ResolvedAddress] in try address.resolve() })
-            }.detach()
+            }
         }
         return try result.get()
     }

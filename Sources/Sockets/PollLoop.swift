@@ -55,7 +55,7 @@ public final class PollLoop: Sendable {
                 }
                 switch start {
                 case nil: continuation.resume(returning: .failure(.cancelled))
-                case true?: BlockingThread { [self] in run() }.detach()
+                case true?: BlockingThread.detached { [self] in run() }
                 case false?: wake.signal()
                 }
             }

@@ -19,31 +19,41 @@ public struct BlockingThread: Sendable {
     private let handle: pthread_t?
     #endif
 
-    /// Starts `body` on a new thread.
+    /// Starts `body` on a new thread that someone will `join()`.
     public init(_ body: @escaping @Sendable () -> Void) {
+        handle = Self.start(body, detached: false)
+    }
+
+    /// Starts `body` on a new thread that nobody joins: created detached, so it releases its
+    /// resources when it ends. (Detaching after the start races with the thread's own end.)
+    public static func detached(_ body: @escaping @Sendable () -> Void) {
+        _ = start(body, detached: true)
+    }
+
+    #if canImport(Glibc)
+    private typealias Handle = pthread_t
+    #else
+    private typealias Handle = pthread_t?
+    #endif
+
+    private static func start(_ body: @escaping @Sendable () -> Void, detached: Bool) -> Handle {
         let box = Unmanaged.passRetained(Box(body)).toOpaque()
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        defer { pthread_attr_destroy(&attributes) }
+        if detached { pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED)) }
         #if canImport(Glibc)
         var thread = pthread_t()
         #else
         var thread: pthread_t?
         #endif
-        let status = pthread_create(&thread, nil, { raw in
+        let status = pthread_create(&thread, &attributes, { raw in
             let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
             box.body()
             return nil
         }, box)
         precondition(status == 0, "pthread_create failed: \(status)")
-        handle = thread
-    }
-
-    /// Lets the thread release its resources when it ends, for threads nobody joins. Call at most
-    /// once, and never with `join()`.
-    public func detach() {
-        #if canImport(Glibc)
-        pthread_detach(handle)
-        #else
-        if let handle { pthread_detach(handle) }
-        #endif
+        return thread
     }
 
     /// Waits for the thread to finish. Call at most once.

@@ -106,7 +106,7 @@ public final class ChildProcess: Sendable {
             pipes[index][0] = -1  // the reader closes it
             close(pipes[index][1])
             pipes[index][1] = -1
-            BlockingThread { [streams] in
+            BlockingThread.detached { [streams] in
                 var buffer = [UInt8](repeating: 0, count: 65536)
                 while true {
                     let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress!, $0.count) }
@@ -116,7 +116,7 @@ public final class ChildProcess: Sendable {
                 }
                 close(descriptor)
                 streams.withLock { $0.ended += 1 }
-            }.detach()
+            }
         }
     }
 

@@ -8,7 +8,7 @@ import Threading
 /// width and adds a thread for blocked work only after about a second.
 public func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
     await withCheckedContinuation { continuation in
-        BlockingThread { continuation.resume(returning: work()) }.detach()
+        BlockingThread.detached { continuation.resume(returning: work()) }
     }
 }
 
@@ -34,13 +34,13 @@ public final class StreamText: Sendable {
     private let collected = Locked("")
 
     public init(_ handle: FileHandle) {
-        BlockingThread { [collected] in
+        BlockingThread.detached { [collected] in
             while true {
                 let chunk = handle.availableData
                 if chunk.isEmpty { return }
                 collected.withLock { $0 += String(decoding: chunk, as: UTF8.self) }
             }
-        }.detach()
+        }
     }
 
     public var text: String { collected.withLock { $0 } }
