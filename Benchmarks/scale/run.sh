@@ -36,6 +36,8 @@
 #   MQTT_DURATION [120]   mqtt-load: seconds per run
 #   LATENCY_DURATION [300]   mqtt-latency: seconds (one poll a second)
 #   OUTAGE [600]          mqtt-outage: seconds without a broker (e.g. OUTAGE=60 for a quick run)
+#   MQTT_LEGS [scale runtimes mqtt]   mqtt-load: which runs (e.g. MQTT_LEGS=mqtt)
+#   MQTT_EXTRA []         mqtt-load: more sec1000-mqtt options for the MQTT run (--no-discovery, --trim-at S)
 #   MOSQUITTO [/usr/sbin/mosquitto]   the broker, started on a free loopback port, persistence off
 set -euo pipefail
 
@@ -399,17 +401,24 @@ run_mqtt_load() {
         describe_machine
         echo "mqtt-load: $MQTT_DEVICES devices, $SIMULATORS simulator(s), every $INTERVAL s for $MQTT_DURATION s per run"
     } | tee "$RESULTS/load-machine.txt" >&2
-    say "== sec1000-scale (the polling core, no Modbus server, no MQTT)"
-    mqtt_load_run scale "$BENCH" --duration "$MQTT_DURATION" --sample-every "$SAMPLE_EVERY" --samples "$RESULTS/scale.samples"
-    say "== sec1000-mqtt without MQTT (runtimes of 200 devices, each with its Modbus server)"
-    mqtt_load_run runtimes "$MQTT_BENCH" --duration "$MQTT_DURATION" --sample-every 1 --samples "$RESULTS/runtimes.samples"
-    say "== sec1000-mqtt with MQTT (one MQTTFace and broker connection per runtime)"
+    local legs=" ${MQTT_LEGS:-scale runtimes mqtt} "
+    if [[ $legs == *" scale "* ]]; then
+        say "== sec1000-scale (the polling core, no Modbus server, no MQTT)"
+        mqtt_load_run scale "$BENCH" --duration "$MQTT_DURATION" --sample-every "$SAMPLE_EVERY" --samples "$RESULTS/scale.samples"
+    fi
+    if [[ $legs == *" runtimes "* ]]; then
+        say "== sec1000-mqtt without MQTT (runtimes of 200 devices, each with its Modbus server)"
+        mqtt_load_run runtimes "$MQTT_BENCH" --duration "$MQTT_DURATION" --sample-every 1 --samples "$RESULTS/runtimes.samples"
+    fi
+    [[ $legs == *" mqtt "* ]] || return 0
+    say "== sec1000-mqtt with MQTT (one MQTTFace and broker connection per runtime) ${MQTT_EXTRA:-}"
     start_broker "$RESULTS/load"
     # Every state, with its receipt time: the deliveries and their latency at this load.
     mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t 'bench/+/+/state' -F '%U %p' >"$RESULTS/load.received" 2>"$RESULTS/load.sub.log" &
     local sub=$!
+    # shellcheck disable=SC2086 # MQTT_EXTRA is a list of options
     mqtt_load_run mqtt "$MQTT_BENCH" --broker "127.0.0.1:$BROKER_PORT" --duration "$MQTT_DURATION" --sample-every 1 \
-        --samples "$RESULTS/mqtt.samples"
+        --samples "$RESULTS/mqtt.samples" ${MQTT_EXTRA:-}
     kill -TERM "$sub" 2>/dev/null || true
     wait "$sub" 2>/dev/null || true
     stop_broker

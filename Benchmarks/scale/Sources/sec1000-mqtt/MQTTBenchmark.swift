@@ -4,12 +4,16 @@
 //
 //   sec1000-mqtt --devices N --simulator HOST:PORT [--simulator HOST:PORT ...] [--broker HOST:PORT]
 //                [--per-runtime K] [--interval S] [--duration S] [--sample-every S] [--samples FILE]
+//                [--no-discovery] [--trim-at S]
 //
 // Unit ids stop at 247 and the MQTT face names a device by its unit, so N devices are split over
 // ceil(N / K) BridgeRuntimes (K = 200 by default), each with its devices on units 1 to K, its own
 // Modbus server (on a free loopback port) and, with --broker, its own MQTTFace (prefix
 // `bench/rI`, Home Assistant discovery on, as by default) and so its own broker connection. Without
 // --broker the same runtimes run without MQTT: the comparison.
+//
+// For profiling memory: --no-discovery turns Home Assistant discovery off; --trim-at S calls
+// malloc_trim(0) once at S seconds, so the samples after it show the live heap.
 //
 // FILE receives every sample: seconds since the start, threads, VmRSS in KiB, CPU seconds so far,
 // connections up, topics held in the outboxes, messages handed to libmosquitto, connection losses.
@@ -36,6 +40,9 @@ struct Options {
     var duration = 60.0
     var sampleEvery = 1.0
     var samplesPath: String?
+    /// For profiling memory: Home Assistant discovery off; `malloc_trim(0)` once at this second.
+    var discovery = true
+    var trimAt: Double?
 
     static func parse(_ arguments: [String]) -> Options {
         var options = Options()
@@ -65,6 +72,8 @@ struct Options {
             case "--duration": options.duration = number(argument)
             case "--sample-every": options.sampleEvery = number(argument)
             case "--samples": options.samplesPath = value(argument)
+            case "--no-discovery": options.discovery = false
+            case "--trim-at": options.trimAt = number(argument)
             default: fail("unknown argument \(argument); see the comment at the top of MQTTBenchmark.swift")
             }
         }
@@ -145,6 +154,15 @@ func fixed(_ value: Double, _ digits: Int) -> String {
     return text
 }
 
+/// glibc's `malloc_trim(0)` (malloc.h, which the Glibc module leaves out).
+func mallocTrim() {
+    #if canImport(Glibc)
+    guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") else { return }
+    typealias Trim = @convention(c) (Int) -> Int32
+    _ = unsafeBitCast(symbol, to: Trim.self)(0)
+    #endif
+}
+
 struct Sample: Sendable {
     let at: Double
     let threads: Int
@@ -195,7 +213,7 @@ enum MQTTBenchmark {
                             connection: MQTTConfiguration(
                                 broker: MQTTBrokerAddress(host: broker.host, port: broker.port),
                                 clientID: "sec1000-bench-\(getpid())-\(index)"),
-                            prefix: "bench/r\(index)"),
+                            prefix: "bench/r\(index)", homeAssistantDiscovery: options.discovery),
                         logger: logger)
                 } catch { fail("MQTT face: \(error)") }
                 builtFaces.append(face)
@@ -220,9 +238,17 @@ enum MQTTBenchmark {
             tasks.addTask {
                 var samples: [Sample] = []
                 var next = start
+                var trimmed = false
                 while true {
                     let now = ContinuousClock.now
                     if now - start >= duration { break }
+                    #if canImport(Glibc)
+                    // Heap that was freed but kept by malloc goes back to the system; what stays is live.
+                    if let trimAt = options.trimAt, !trimmed, seconds(now - start) >= trimAt {
+                        mallocTrim()
+                        trimmed = true
+                    }
+                    #endif
                     let statistics = faces.map(\.connection.statistics)
                     samples.append(Sample(
                         at: seconds(now - start), threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0], cpu: cpuSeconds() - cpuStart,
