@@ -22,6 +22,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
+        // The MQTT face under load: Benchmarks/scale/run.sh mqtt-load, mqtt-outage.
+        .executableTarget(
+            name: "sec1000-mqtt",
+            dependencies: [
+                .product(name: "Bridge", package: "sec1000"),
+                .product(name: "MQTTClient", package: "sec1000"),
+                .product(name: "MQTTFace", package: "sec1000"),
+                .product(name: "Sockets", package: "sec1000"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -6,6 +6,13 @@
 #                                     N = 1, 50, 200 and 247 devices every 5 s, sampled from outside:
 #                                     the set-up of the figures measured before the device services
 #   Benchmarks/scale/run.sh build     only build
+#   Benchmarks/scale/run.sh mqtt      the MQTT face (issue 11): mqtt-latency, mqtt-load, mqtt-outage
+#   Benchmarks/scale/run.sh mqtt-latency   poll end to a subscriber's receipt: `sec1000 bridge --mqtt`,
+#                                     1 device every 1 s for LATENCY_DURATION s, mosquitto_sub
+#   Benchmarks/scale/run.sh mqtt-load      MQTT_DEVICES devices every INTERVAL s for MQTT_DURATION s:
+#                                     sec1000-scale (no MQTT), sec1000-mqtt without and with MQTT
+#   Benchmarks/scale/run.sh mqtt-outage    MQTT_DEVICES devices with MQTT; the broker killed after
+#                                     60 s for OUTAGE s, then started again for 60 s; VmRSS every 10 s
 #
 # Each run starts SIMULATORS fresh `sec1000 simulate` processes (device i polls simulator
 # i mod SIMULATORS) and one `sec1000-scale` process (Sources/sec1000-scale), which builds the
@@ -25,17 +32,24 @@
 #   SCRATCH_PATH [<repo>/.build-release]   swift build --scratch-path of sec1000's release build
 #   BUILD_DIR [Benchmarks/scale/.build-bench]   where results go
 #   PORT_BASE [random in 17000-17899]   first TCP port tried for the simulators
+#   MQTT_DEVICES [1000]   mqtt-load, mqtt-outage: devices (sec1000-mqtt splits them over runtimes of 200)
+#   MQTT_DURATION [120]   mqtt-load: seconds per run
+#   LATENCY_DURATION [300]   mqtt-latency: seconds (one poll a second)
+#   OUTAGE [600]          mqtt-outage: seconds without a broker (e.g. OUTAGE=60 for a quick run)
+#   MQTT_LEGS [scale runtimes mqtt]   mqtt-load: which runs (e.g. MQTT_LEGS=mqtt)
+#   MQTT_EXTRA []         mqtt-load: more sec1000-mqtt options for the MQTT run (--no-discovery, --trim-at S)
+#   MOSQUITTO [/usr/sbin/mosquitto]   the broker, started on a free loopback port, persistence off
 set -euo pipefail
 
 MODE=${1:-bench}
 case "$MODE" in
-bench | bridge | build) ;;
+bench | bridge | build | mqtt | mqtt-latency | mqtt-load | mqtt-outage) ;;
 -h | --help | help)
     awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
     exit 0
     ;;
 *)
-    echo "usage: $0 [bench|bridge|build]" >&2
+    echo "usage: $0 [bench|bridge|build|mqtt|mqtt-latency|mqtt-load|mqtt-outage]" >&2
     exit 2
     ;;
 esac
@@ -85,9 +99,16 @@ stop_simulators() {
     SIMULATOR_PIDS=()
     SIMULATOR_PORTS=()
 }
-trap stop_simulators EXIT
-trap 'stop_simulators; exit 130' INT
-trap 'stop_simulators; exit 143' TERM
+BROKER_PID=
+stop_broker() {
+    [[ -n "$BROKER_PID" ]] || return 0
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=
+}
+trap 'stop_simulators; stop_broker' EXIT
+trap 'stop_simulators; stop_broker; exit 130' INT
+trap 'stop_simulators; stop_broker; exit 143' TERM
 
 # A port nobody uses, from PORT upwards (17000-17999).
 next_port() {
@@ -144,6 +165,7 @@ build() {
         die "swift build failed (log: $RESULTS/swift-build-scale.log)"
     fi
     BENCH=$(cd "$HERE" && swift build -c release --show-bin-path)/sec1000-scale
+    MQTT_BENCH=$(cd "$HERE" && swift build -c release --show-bin-path)/sec1000-mqtt
     [[ -x "$SEC1000" ]] || die "no sec1000 binary at $SEC1000"
     [[ -x "$BENCH" ]] || die "no benchmark binary at $BENCH"
 }
@@ -291,6 +313,169 @@ run_bridge() {
             field("rss_steady_median_kib") / 1024, field("hwm_kib") / 1024, field("cpu_percent"), field("polls_seen") }' "$RESULTS/results.txt"
     } | tee "$RESULTS/table.md"
 }
+
+# ---- the MQTT face (issue 11) -------------------------------------------------------------
+
+MQTT_DEVICES=${MQTT_DEVICES:-1000}
+MQTT_DURATION=${MQTT_DURATION:-120}
+LATENCY_DURATION=${LATENCY_DURATION:-300}
+OUTAGE=${OUTAGE:-600}
+MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
+BROKER_PORT=
+
+# start_broker LOGPREFIX: mosquitto on BROKER_PORT (a free one the first time, the same one again
+# after an outage), anonymous, without persistence; waits until it listens (bounded: 30 s).
+start_broker() {
+    local prefix=$1 deadline
+    if [[ -z "$BROKER_PORT" ]]; then
+        next_port
+        BROKER_PORT=$PORT
+    fi
+    printf 'listener %s 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlog_type warning\n' \
+        "$BROKER_PORT" >"$prefix.mosquitto.conf"
+    "$MOSQUITTO" -c "$prefix.mosquitto.conf" >>"$prefix.mosquitto.log" 2>&1 &
+    BROKER_PID=$!
+    deadline=$((SECONDS + 30))
+    until ss -Htln "( sport = :$BROKER_PORT )" 2>/dev/null | grep -q .; do
+        kill -0 "$BROKER_PID" 2>/dev/null || die "mosquitto exited at start-up (see $prefix.mosquitto.log)"
+        ((SECONDS < deadline)) || die "mosquitto not listening after 30 s (see $prefix.mosquitto.log)"
+        sleep 0.05
+    done
+}
+
+# Latencies in ms, one a line, from `mosquitto_sub -F '%U %p'` lines (receipt time, state JSON):
+# receipt minus the payload's poll_time (the poll's end, rounded to the millisecond).
+latencies() {
+    awk 'match($0, /"poll_time":[0-9.]+/) { t = substr($0, RSTART + 12, RLENGTH - 12); printf "%.3f\n", ($1 - t) * 1000 }' "$1"
+}
+
+# Count, p50, p99, max, min of a column of numbers.
+percentiles() {
+    sort -n "$1" | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "count=0"; exit }
+        i50 = int(NR * 0.50 + 0.999999); i99 = int(NR * 0.99 + 0.999999)
+        printf "count=%d p50_ms=%.2f p99_ms=%.2f max_ms=%.2f min_ms=%.2f\n", NR, v[i50], v[i99], v[NR], v[1] }'
+}
+
+run_mqtt_latency() {
+    {
+        describe_machine
+        echo "mqtt-latency: sec1000 bridge --mqtt, 1 device every 1 s for $LATENCY_DURATION s; mosquitto_sub -F '%U %p'"
+    } | tee "$RESULTS/latency-machine.txt" >&2
+    start_broker "$RESULTS/latency"
+    start_simulators 1 "$RESULTS/latency"
+    mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t 'sec1000/+/state' -F '%U %p' >"$RESULTS/latency.received" 2>"$RESULTS/latency.sub.log" &
+    local sub=$! pid
+    SIMULATOR_PIDS+=("$sub")
+    next_port
+    "$SEC1000" bridge --device "127.0.0.1:${SIMULATOR_PORTS[0]}" --listen "127.0.0.1:$PORT" --interval 1 \
+        --mqtt "mqtt://127.0.0.1:$BROKER_PORT" --log-level warning >"$RESULTS/latency.bridge.log" 2>&1 &
+    pid=$!
+    SIMULATOR_PIDS+=("$pid")
+    sleep "$LATENCY_DURATION"
+    kill -0 "$pid" 2>/dev/null || die "the bridge exited (see $RESULTS/latency.bridge.log)"
+    stop_simulators
+    stop_broker
+    latencies "$RESULTS/latency.received" >"$RESULTS/latency.ms"
+    echo "RESULT mode=mqtt-latency $(percentiles "$RESULTS/latency.ms")" | tee -a "$RESULTS/results.txt"
+}
+
+# mqtt_load_run NAME ARGS...: one sec1000-mqtt run (or sec1000-scale), its RESULT line kept.
+mqtt_load_run() {
+    local name=$1 program=$2 status=0 i
+    shift 2
+    start_simulators "$SIMULATORS" "$RESULTS/$name"
+    local -a targets=()
+    for i in "${!SIMULATOR_PORTS[@]}"; do targets+=(--simulator "127.0.0.1:${SIMULATOR_PORTS[$i]}"); done
+    "$program" --devices "$MQTT_DEVICES" --interval "$INTERVAL" "${targets[@]}" "$@" \
+        >"$RESULTS/$name.out" 2>"$RESULTS/$name.log" || status=$?
+    stop_simulators
+    local line
+    line=$(grep '^RESULT ' "$RESULTS/$name.out") || die "no result for $name (see $RESULTS/$name.log)"
+    echo "$line run=$name exit=$status" >>"$RESULTS/results.txt"
+    say "   $name: $(tail -1 "$RESULTS/$name.log")"
+}
+
+run_mqtt_load() {
+    {
+        describe_machine
+        echo "mqtt-load: $MQTT_DEVICES devices, $SIMULATORS simulator(s), every $INTERVAL s for $MQTT_DURATION s per run"
+    } | tee "$RESULTS/load-machine.txt" >&2
+    local legs=" ${MQTT_LEGS:-scale runtimes mqtt} "
+    if [[ $legs == *" scale "* ]]; then
+        say "== sec1000-scale (the polling core, no Modbus server, no MQTT)"
+        mqtt_load_run scale "$BENCH" --duration "$MQTT_DURATION" --sample-every "$SAMPLE_EVERY" --samples "$RESULTS/scale.samples"
+    fi
+    if [[ $legs == *" runtimes "* ]]; then
+        say "== sec1000-mqtt without MQTT (runtimes of 200 devices, each with its Modbus server)"
+        mqtt_load_run runtimes "$MQTT_BENCH" --duration "$MQTT_DURATION" --sample-every 1 --samples "$RESULTS/runtimes.samples"
+    fi
+    [[ $legs == *" mqtt "* ]] || return 0
+    say "== sec1000-mqtt with MQTT (one MQTTFace and broker connection per runtime) ${MQTT_EXTRA:-}"
+    start_broker "$RESULTS/load"
+    # Every state, with its receipt time: the deliveries and their latency at this load.
+    mosquitto_sub -h 127.0.0.1 -p "$BROKER_PORT" -t 'bench/+/+/state' -F '%U %p' >"$RESULTS/load.received" 2>"$RESULTS/load.sub.log" &
+    local sub=$!
+    # shellcheck disable=SC2086 # MQTT_EXTRA is a list of options
+    mqtt_load_run mqtt "$MQTT_BENCH" --broker "127.0.0.1:$BROKER_PORT" --duration "$MQTT_DURATION" --sample-every 1 \
+        --samples "$RESULTS/mqtt.samples" ${MQTT_EXTRA:-}
+    kill -TERM "$sub" 2>/dev/null || true
+    wait "$sub" 2>/dev/null || true
+    stop_broker
+    latencies "$RESULTS/load.received" >"$RESULTS/load.ms"
+    echo "RESULT mode=mqtt-load-latency devices=$MQTT_DEVICES $(percentiles "$RESULTS/load.ms")" | tee -a "$RESULTS/results.txt"
+}
+
+run_mqtt_outage() {
+    local warmup=60 after=60 status=0 i pid
+    {
+        describe_machine
+        echo "mqtt-outage: $MQTT_DEVICES devices every $INTERVAL s; broker up ${warmup} s, down $OUTAGE s, up $after s; samples every 10 s"
+    } | tee "$RESULTS/outage-machine.txt" >&2
+    start_broker "$RESULTS/outage"
+    start_simulators "$SIMULATORS" "$RESULTS/outage"
+    local -a targets=()
+    for i in "${!SIMULATOR_PORTS[@]}"; do targets+=(--simulator "127.0.0.1:${SIMULATOR_PORTS[$i]}"); done
+    "$MQTT_BENCH" --devices "$MQTT_DEVICES" --interval "$INTERVAL" "${targets[@]}" --broker "127.0.0.1:$BROKER_PORT" \
+        --duration $((warmup + OUTAGE + after)) --sample-every 10 --samples "$RESULTS/outage.samples" \
+        >"$RESULTS/outage.out" 2>"$RESULTS/outage.log" &
+    pid=$!
+    sleep "$warmup"
+    say "== broker killed (SIGKILL) for $OUTAGE s"
+    kill -KILL "$BROKER_PID"
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=
+    sleep "$OUTAGE"
+    say "== broker started again"
+    start_broker "$RESULTS/outage"
+    wait "$pid" || status=$?
+    stop_simulators
+    stop_broker
+    grep '^RESULT ' "$RESULTS/outage.out" | sed "s/\$/ run=outage exit=$status/" >>"$RESULTS/results.txt"
+    # Samples: t threads rss_kib cpu_s connected outbox_topics published losses.
+    awk -v w="$warmup" -v o="$OUTAGE" '
+        $1 < w { before = $3 }
+        $1 >= w && $1 < w + o { n++; if (n == 1) first = $3; last = $3; if ($3 > max) max = $3; if ($6 > topics) topics = $6 }
+        $1 >= w + o { after = $3; connected = $5; published = $7 }
+        END { printf "RESULT mode=mqtt-outage outage_s=%d rss_before_kib=%d rss_outage_first_kib=%d rss_outage_last_kib=%d rss_outage_max_kib=%d outbox_topics_max=%d rss_after_kib=%d connected_after=%d published_end=%d\n",
+            o, before, first, last, max, topics, after, connected, published }' "$RESULTS/outage.samples" | tee -a "$RESULTS/results.txt"
+    say "$(tail -1 "$RESULTS/outage.log")"
+}
+
+case "$MODE" in
+mqtt | mqtt-latency | mqtt-load | mqtt-outage)
+    build
+    : >>"$RESULTS/results.txt"
+    case "$MODE" in
+    mqtt-latency) run_mqtt_latency ;;
+    mqtt-load) run_mqtt_load ;;
+    mqtt-outage) run_mqtt_outage ;;
+    mqtt) run_mqtt_latency && run_mqtt_load && run_mqtt_outage ;;
+    esac
+    say "results: $RESULTS/results.txt"
+    exit 0
+    ;;
+esac
 
 case "$MODE" in
 bench) run_bench ;;
