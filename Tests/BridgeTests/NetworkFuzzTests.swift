@@ -40,8 +40,13 @@ extension Reliability {
             _ harness: BridgeHarness, attackers: Int = 1, _ attack: @escaping @Sendable (Int) -> Report
         ) async -> (master: MasterReport, attacks: [Report]) {
             let stop = StopFlag()
+            let answered = StopFlag()
             let port = harness.port
-            async let master = offPool { WellBehavedMaster(port: port).run(until: stop) }
+            async let master = offPool { WellBehavedMaster(port: port, answered: answered).run(until: stop) }
+            // The master is in before the attack begins. The contract protects a connection that
+            // has been answered; a newcomer arriving while attackers who send requests hold every
+            // place is refused (Docs/reliability.md, eviction), and a slow build can lose that race.
+            _ = await waitUntil(timeout: .seconds(10)) { answered.isRaised }
             let reports = await withTaskGroup(of: Report.self) { group in
                 for index in 0..<attackers { group.addTask { await offPool { attack(index) } } }
                 return await group.reduce(into: [Report]()) { $0.append($1) }
@@ -161,6 +166,8 @@ struct MasterReport: Sendable {
 struct WellBehavedMaster {
     let port: UInt16
     var period = Duration.milliseconds(2)
+    /// Raised at the first answer.
+    var answered: StopFlag?
 
     func run(until stop: StopFlag) -> MasterReport {
         var report = MasterReport()
@@ -185,6 +192,7 @@ struct WellBehavedMaster {
                 if reconnected { report.reconnectLatencies.add(end - start) }
                 if values != ContractOracle.blockA { report.wrongAnswers += 1 }
                 lastAnswer = end
+                answered?.raise()
             } else if case .exception = outcome {
                 report.wrongAnswers += 1
             }
