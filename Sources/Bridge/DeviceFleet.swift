@@ -16,8 +16,8 @@ public final class DeviceFleet: Service, Sendable {
         /// What the Modbus server serves: the services' states, in configuration order.
         var states: [DeviceState]
         var statesByUnit: [UInt8: DeviceState]
-        /// Counters of devices removed on reload, kept for the state file and for their return.
-        var retired: [UInt8: EnergyCounters] = [:]
+        /// Energy records of devices removed on reload, kept for the state file and for their return.
+        var retired: [UInt8: EnergyRecord] = [:]
     }
 
     private let members: Locked<Members>
@@ -56,8 +56,8 @@ public final class DeviceFleet: Service, Sendable {
     /// The service on `unit`, if one is configured now.
     public func service(unit: UInt8) -> DeviceService? { members.withLock { $0.byUnit[unit] } }
 
-    /// Counters of devices no longer configured, by unit.
-    public var retiredEnergy: [UInt8: EnergyCounters] { members.withLock { $0.retired } }
+    /// Energy records of devices no longer configured, by unit.
+    public var retiredEnergy: [UInt8: EnergyRecord] { members.withLock { $0.retired } }
 
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -84,7 +84,7 @@ public final class DeviceFleet: Service, Sendable {
     ) {
         members.withLock { members in
             for service in stopping where !services.contains(where: { $0.device.unit == service.device.unit }) {
-                members.retired[service.device.unit] = service.currentEnergy
+                members.retired[service.device.unit] = service.currentRecord
             }
             for service in services { members.retired[service.device.unit] = nil }
             members.services = services

@@ -46,8 +46,10 @@ public final class DeviceService: Service, Sendable {
     public let device: DeviceConfiguration
     public let state: DeviceState
     public let control: ControlPath
+    /// The energy counters the first poll starts from, and the meter readings they account for.
+    public let startingRecord: EnergyRecord
     /// The energy counters the first poll starts from.
-    public let startingEnergy: EnergyCounters
+    public var startingEnergy: EnergyCounters { startingRecord.counters }
     /// Changes that may wait for the device at once; one more is answered `.busy` (0x06).
     public static let queueCapacity = 8
 
@@ -66,13 +68,13 @@ public final class DeviceService: Service, Sendable {
 
     init(
         device: DeviceConfiguration, state: DeviceState, client: SEC1000Client, configuration: BridgeConfiguration,
-        startingEnergy: EnergyCounters, broadcast: ReadingBroadcast, logger: Logger
+        startingRecord: EnergyRecord, broadcast: ReadingBroadcast, logger: Logger
     ) {
         self.device = device
         self.state = state
         self.client = client
         self.configuration = configuration
-        self.startingEnergy = startingEnergy
+        self.startingRecord = startingRecord
         self.broadcast = broadcast
         self.logger = logger
         self.control = ControlPath(unit: device.unit, client: client, state: state, configuration: configuration, logger: logger)
@@ -123,6 +125,9 @@ public final class DeviceService: Service, Sendable {
 
     /// The energy counters as they stand: the latest poll's, or those it started from.
     public var currentEnergy: EnergyCounters { state.current.sample?.energy ?? startingEnergy }
+
+    /// The energy record as it stands, for the state file and for a successor on reload.
+    public var currentRecord: EnergyRecord { EnergyRecord(counters: currentEnergy, applied: startingRecord.applied) }
 
     public func run() async throws {
         defer { ended.open() }

@@ -89,14 +89,24 @@ public final class DeviceState: Sendable {
     public let sunSpecStatic: [UInt16]
     private let snapshot = Locked(DeviceSnapshot())
 
-    /// `carrying` a predecessor's snapshot keeps its data served across a reload.
-    public init(unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil, carrying: DeviceSnapshot? = nil) {
-        if let carrying { snapshot.withLock { $0 = carrying } }
+    /// `carrying` a predecessor's snapshot keeps its data served across a reload; its last poll is
+    /// served with `energy` (the counters the successor starts from) and this state's identity.
+    public init(
+        unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil,
+        carrying: DeviceSnapshot? = nil, energy: EnergyCounters? = nil
+    ) {
         self.unit = unit
         self.interval = interval
         self.staleAfter = staleAfter
-        self.sunSpecStatic = SunSpecImage.staticImage(
+        let sunSpecStatic = SunSpecImage.staticImage(
             common ?? BridgeIdentity.common(serialNumber: "SEC1000-unit-\(unit)", unit: unit, version: bridgeVersion))
+        self.sunSpecStatic = sunSpecStatic
+        if var carrying {
+            if let sample = carrying.sample {
+                carrying.sample = Sample(reading: sample.reading, energy: energy ?? sample.energy, sunSpecBase: sunSpecStatic)
+            }
+            snapshot.withLock { $0 = carrying }
+        }
     }
 
     public var current: DeviceSnapshot { snapshot.withLock { $0 } }

@@ -90,17 +90,25 @@ public struct EnergyStart: Sendable {
         }
         var records: [UInt8: EnergyRecord] = [:]
         for device in configuration.devices {
-            let alignments = configuration.energy.alignments[device.unit] ?? [:]
-            let (record, changed) = EnergyRecord.starting(stored: stored[device.unit], alignments: alignments)
-            for counter in changed {
-                logger.notice("energy counter set from the command line", metadata: [
-                    "unit": "\(device.unit)", "counter": "\(counter.rawValue)", "wh": "\(alignments[counter] ?? 0)",
-                    "was-wh": "\(stored[device.unit].map { "\($0.counters[counter])" } ?? "none")",
-                ])
-            }
-            records[device.unit] = record
+            records[device.unit] = aligned(stored[device.unit], unit: device.unit, configuration: configuration, logger: logger).record
         }
         return EnergyStart(records: records, others: stored.filter { records[$0.key] == nil }, lock: lock)
+    }
+
+    /// `record` with the configured meter readings of `unit` that differ from those last applied
+    /// set as its counters (see `EnergyRecord.starting`), each change logged; at start and on reload.
+    static func aligned(
+        _ record: EnergyRecord?, unit: UInt8, configuration: BridgeConfiguration, logger: Logger
+    ) -> (record: EnergyRecord, changed: [EnergyCounter]) {
+        let alignments = configuration.energy.alignments[unit] ?? [:]
+        let result = EnergyRecord.starting(stored: record, alignments: alignments)
+        for counter in result.changed {
+            logger.notice("energy counter set from the configuration", metadata: [
+                "unit": "\(unit)", "counter": "\(counter.rawValue)", "wh": "\(alignments[counter] ?? 0)",
+                "was-wh": "\(record.map { "\($0.counters[counter])" } ?? "none")",
+            ])
+        }
+        return result
     }
 }
 
@@ -126,14 +134,8 @@ public struct EnergyPersistenceService: Service {
     /// Every record as it stands: the latest poll's counters, or the starting ones before any poll.
     public func currentRecords() -> [UInt8: EnergyRecord] {
         var records = start.others
-        for (unit, counters) in fleet.retiredEnergy {
-            records[unit] = EnergyRecord(counters: counters, applied: start.records[unit]?.applied ?? records[unit]?.applied ?? [:])
-        }
-        for service in fleet.services {
-            var record = start.records[service.device.unit] ?? records[service.device.unit] ?? EnergyRecord()
-            record.counters = service.currentEnergy
-            records[service.device.unit] = record
-        }
+        for (unit, record) in fleet.retiredEnergy { records[unit] = record }
+        for service in fleet.services { records[service.device.unit] = service.currentRecord }
         return records
     }
 

@@ -49,7 +49,7 @@ public final class BridgeRuntime: Sendable {
         let readings = ReadingBroadcast()
         self.readings = readings
         let fleet = DeviceFleet(configuration.devices.map {
-            Self.service(for: $0, configuration: configuration, startingEnergy: energy.records[$0.unit]?.counters ?? .zero,
+            Self.service(for: $0, configuration: configuration, startingRecord: energy.records[$0.unit] ?? EnergyRecord(),
                          broadcast: readings, logger: logger)
         })
         self.fleet = fleet
@@ -71,7 +71,7 @@ public final class BridgeRuntime: Sendable {
     }
 
     static func service(
-        for device: DeviceConfiguration, configuration: BridgeConfiguration, startingEnergy: EnergyCounters,
+        for device: DeviceConfiguration, configuration: BridgeConfiguration, startingRecord: EnergyRecord,
         carrying snapshot: DeviceSnapshot? = nil, broadcast: ReadingBroadcast, logger: Logger
     ) -> DeviceService {
         var logger = logger
@@ -80,10 +80,10 @@ public final class BridgeRuntime: Sendable {
         let state = DeviceState(
             unit: device.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
             common: BridgeIdentity.common(serialNumber: device.effectiveSerialNumber, unit: device.unit, version: configuration.version),
-            carrying: snapshot)
+            carrying: snapshot, energy: startingRecord.counters)
         let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
         return DeviceService(
-            device: device, state: state, client: client, configuration: configuration, startingEnergy: startingEnergy,
+            device: device, state: state, client: client, configuration: configuration, startingRecord: startingRecord,
             broadcast: broadcast, logger: logger)
     }
 
@@ -114,20 +114,23 @@ public final class BridgeRuntime: Sendable {
         let retired = fleet.retiredEnergy
         for device in applied.devices {
             if let previous = running[device.unit] {
-                if previous.device == device && !drivesDevices {
+                // A meter reading given anew (a value not applied before) sets the counters.
+                let energy = EnergyStart.aligned(previous.currentRecord, unit: device.unit, configuration: applied, logger: logger)
+                if previous.device == device && !drivesDevices && energy.changed.isEmpty {
                     services.append(previous)
                     continue
                 }
                 let replacement = Self.service(
-                    for: device, configuration: applied, startingEnergy: previous.currentEnergy, carrying: previous.state.current,
+                    for: device, configuration: applied, startingRecord: energy.record, carrying: previous.state.current,
                     broadcast: readings, logger: logger)
                 services.append(replacement)
                 starting.append((replacement, previous))
                 stopping.append(previous)
                 report.changed.append(device.unit)
             } else {
-                let energy = retired[device.unit] ?? energyStart.others[device.unit]?.counters ?? .zero
-                let service = Self.service(for: device, configuration: applied, startingEnergy: energy, broadcast: readings, logger: logger)
+                let stored = retired[device.unit] ?? energyStart.others[device.unit]
+                let energy = EnergyStart.aligned(stored, unit: device.unit, configuration: applied, logger: logger).record
+                let service = Self.service(for: device, configuration: applied, startingRecord: energy, broadcast: readings, logger: logger)
                 services.append(service)
                 starting.append((service, nil))
                 report.added.append(device.unit)
@@ -190,7 +193,7 @@ extension BridgeRuntime {
         configuration: BridgeConfiguration, readings: ReadingBroadcast = ReadingBroadcast(), logger: Logger
     ) -> [DeviceService] {
         configuration.devices.map {
-            service(for: $0, configuration: configuration, startingEnergy: .zero, broadcast: readings, logger: logger)
+            service(for: $0, configuration: configuration, startingRecord: EnergyRecord(), broadcast: readings, logger: logger)
         }
     }
 }

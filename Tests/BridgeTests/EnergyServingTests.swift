@@ -2,6 +2,7 @@ import Bridge
 import Foundation
 import SEC1000Protocol
 import SEC1000Simulator
+import Sockets
 import TestSupport
 import Testing
 
@@ -46,6 +47,59 @@ struct EnergyServingTests {
             let third = try #require(try load(path))
             #expect(third.counters.gridExport >= 2000 && third.counters.gridExport < 2001)
             #expect(third.applied == [.gridExport: 2000])
+        }
+    }
+
+    /// A reload applies a meter reading given anew, to a running device and to one it adds, once;
+    /// the other counters go on, and a second reload with the same file changes nothing.
+    @Test func aReloadAppliesNewMeterReadingsOnce() async throws {
+        try await withTemporaryDirectory { directory in
+            let path = directory + "/energy"
+            let log = LogRecorder()
+            try await BridgeHarness.run(
+                simulators: [SimulatorConfiguration(replayCapture: true), SimulatorConfiguration(replayCapture: true)],
+                logger: log.logger,
+                configure: {
+                    $0.energy.statePath = path
+                    $0.energy.saveInterval = .milliseconds(100)
+                    $0.devices.removeLast()  // unit 2 comes with the reload
+                }
+            ) { harness in
+                let units = harness.devices.enumerated().map { index, device in
+                    DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: device.port), unit: UInt8(index + 1))
+                }
+                let client = try ModbusClient(port: harness.port)
+                func counters(_ unit: Int32) async -> [UInt64]? {
+                    await offPool { client.setUnit(unit); return client.read(400, 12).values.map(uint64s) }
+                }
+                try await waitUntil("unit 1 produces") { (await counters(1)?[2] ?? 0) > 0 }
+                let production = try #require(await counters(1)?[2])
+
+                var reloaded = harness.runtime.configuration
+                reloaded.devices = units
+                reloaded.energy.alignments = [1: [.gridExport: 5000], 2: [.gridImport: 7000]]
+                let report = try harness.runtime.reload(reloaded)
+                #expect(report.added == [2] && report.changed == [1])
+                try await waitUntil("both readings served") {
+                    let one = await counters(1), two = await counters(2)
+                    return (5000..<5001).contains(one?[1] ?? 0) && two?[0] == 7000
+                }
+                #expect(try #require(await counters(1))[2] >= production, "unit 1's production went on")
+                #expect(log.contains("energy counter set from the configuration"))
+                try await waitUntil("the readings on disk") {
+                    let stored = try? EnergyStateFile(path: path).load()
+                    return stored?[1]?.applied == [.gridExport: 5000] && stored?[2]?.applied == [.gridImport: 7000]
+                }
+
+                // The same file again: nothing is set anew, nothing is replaced.
+                // The capture exports: unit 1's export counter grows past the reading.
+                func export() -> Double { harness.runtime.fleet.service(unit: 1)?.currentEnergy.gridExport ?? 0 }
+                try await waitUntil("unit 1 exports past the reading") { export() > 5000 }
+                let before = export()
+                let again = try harness.runtime.reload(reloaded)
+                #expect(again.added.isEmpty && again.changed.isEmpty)
+                #expect(export() >= before)
+            }
         }
     }
 
