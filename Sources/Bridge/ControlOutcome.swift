@@ -79,7 +79,7 @@ public enum ControlOutcome: Sendable, Equatable, CustomStringConvertible {
         case .unreachable(let cause): ControlError.unreachable(cause).description
         case .timedOut(let limit): ControlError.timedOut(limit).description
         case .busy: "refused: the device is busy with earlier changes; try again later"
-        case .shutDown: "not carried out: the bridge is stopping; the device was not touched"
+        case .shutDown: "not carried out: the bridge is stopping, or a reload removed or replaced the device; the device was not touched"
         }
     }
 }
