@@ -42,6 +42,12 @@ deb:
 test-deb:
 	scripts/test-deb.sh
 
+## A real Home Assistant (from PyPI, Python 3.13) discovers the simulated SEC1000 over MQTT and sets
+## its export limit (Docs/mqtt.md#checked-with-a-real-home-assistant).
+.PHONY: test-home-assistant
+test-home-assistant: build
+	scripts/check-home-assistant.sh .build/debug/sec1000
+
 # Reliability (Docs/reliability.md): each target stands alone; .ci/run runs them after `make test`.
 .PHONY: reliability fuzz sanitize
 

@@ -80,7 +80,7 @@ let package = Package(
         // `sec1000 bridge --config FILE`: the YAML file, its keys (one per long option) and its errors.
         .target(
             name: "ConfigurationFile",
-            dependencies: ["Bridge", "MQTTClient", "OptionValues", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
+            dependencies: ["Bridge", "MQTTClient", "OptionValues", "SEC1000Protocol", "SEC1000Simulator", "Sockets", .product(name: "Yams", package: "Yams")],
             swiftSettings: strict
         ),
         // Debian's libmosquitto-dev.

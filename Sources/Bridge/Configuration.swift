@@ -1,5 +1,6 @@
 import ModbusServer
 import SEC1000Client
+import SEC1000Protocol
 import Sockets
 
 /// One SEC1000 and the unit id it is served on.
@@ -13,13 +14,19 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var name: String?
     /// This device's own sign convention; `nil` follows `BridgeConfiguration.gridSign`.
     public var gridSign: GridSign?
+    /// The meter mode this device was commissioned with; `nil` follows `ControlConfiguration.meterMode`.
+    public var meterMode: MeterMode?
 
-    public init(address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil, name: String? = nil, gridSign: GridSign? = nil) {
+    public init(
+        address: SocketAddress, unit: UInt8 = 1, serialNumber: String? = nil, name: String? = nil, gridSign: GridSign? = nil,
+        meterMode: MeterMode? = nil
+    ) {
         self.address = address
         self.unit = unit
         self.serialNumber = serialNumber
         self.name = name
         self.gridSign = gridSign
+        self.meterMode = meterMode
     }
 
     /// Parses `HOST[:PORT][@UNIT]` (port 1234 and unit 1 by default).
@@ -63,10 +70,14 @@ public struct ControlConfiguration: Sendable, Equatable {
     public var settingsEvery: Int
     /// Set the device clock from the host at start and once a day.
     public var syncClock: Bool
+    /// The meter mode the devices were commissioned with (`--meter-mode`). The device does not
+    /// report it, and every limit change must carry it: known from the start, a limit can be
+    /// changed alone before any write has set it.
+    public var meterMode: MeterMode?
 
     public init(
         enabled: Bool = false, allow: [AddressRange] = [], limits: ControlLimits = ControlLimits(),
-        writeTimeout: Duration = .seconds(30), settingsEvery: Int = 30, syncClock: Bool = false
+        writeTimeout: Duration = .seconds(30), settingsEvery: Int = 30, syncClock: Bool = false, meterMode: MeterMode? = nil
     ) {
         self.enabled = enabled
         self.allow = allow
@@ -74,6 +85,17 @@ public struct ControlConfiguration: Sendable, Equatable {
         self.writeTimeout = writeTimeout
         self.settingsEvery = max(1, settingsEvery)
         self.syncClock = syncClock
+        self.meterMode = meterMode
+    }
+}
+
+extension MeterMode {
+    /// Its name in options and configuration files, as `sec1000 settings set --meter-mode` takes it.
+    public var optionName: String { self == .eachPhase ? "each-phase" : "sum" }
+
+    public init?(optionName: String) {
+        guard let mode = Self.allCases.first(where: { $0.optionName == optionName }) else { return nil }
+        self = mode
     }
 }
 

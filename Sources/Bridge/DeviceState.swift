@@ -26,8 +26,11 @@ public struct ControlSnapshot: Sendable {
     public var settings: ExportSettings?
     /// When `settings` were read, on the monotonic clock.
     public var settingsRead: ContinuousClock.Instant?
-    /// The meter mode last confirmed written (the device does not report it).
+    /// The meter mode last confirmed written, or the configured one before any write set it (the
+    /// device does not report it).
     public var meterMode: MeterMode?
+    /// Whether `meterMode` was confirmed by a write rather than taken from the configuration.
+    public var meterModeWritten = false
     /// Register 309.
     public var lastWriteResult: WriteResult = .none
     /// Unix time of the last successful clock set; 0: never.
@@ -91,9 +94,11 @@ public final class DeviceState: Sendable {
 
     /// `carrying` a predecessor's snapshot keeps its data served across a reload; its last poll is
     /// served with `energy` (the counters the successor starts from) and this state's identity.
+    /// `meterMode` is the configured one, known until a write confirms another (a carried
+    /// snapshot's confirmed meter mode wins: it is what the device was last set to).
     public init(
         unit: UInt8, interval: Duration, staleAfter: Duration, common: CommonInfo? = nil,
-        carrying: DeviceSnapshot? = nil, energy: EnergyCounters? = nil
+        carrying: DeviceSnapshot? = nil, energy: EnergyCounters? = nil, meterMode: MeterMode? = nil
     ) {
         self.unit = unit
         self.interval = interval
@@ -101,12 +106,12 @@ public final class DeviceState: Sendable {
         let sunSpecStatic = SunSpecImage.staticImage(
             common ?? BridgeIdentity.common(serialNumber: "SEC1000-unit-\(unit)", unit: unit, version: bridgeVersion))
         self.sunSpecStatic = sunSpecStatic
-        if var carrying {
-            if let sample = carrying.sample {
-                carrying.sample = Sample(reading: sample.reading, energy: energy ?? sample.energy, sunSpecBase: sunSpecStatic)
-            }
-            snapshot.withLock { $0 = carrying }
+        var initial = carrying ?? DeviceSnapshot()
+        if let sample = initial.sample {
+            initial.sample = Sample(reading: sample.reading, energy: energy ?? sample.energy, sunSpecBase: sunSpecStatic)
         }
+        if !initial.control.meterModeWritten { initial.control.meterMode = meterMode }
+        snapshot.withLock { $0 = initial }
     }
 
     public var current: DeviceSnapshot { snapshot.withLock { $0 } }
@@ -135,7 +140,10 @@ public final class DeviceState: Sendable {
         snapshot.withLock {
             $0.control.settings = settings
             $0.control.settingsRead = .now
-            if let meterMode { $0.control.meterMode = meterMode }
+            if let meterMode {
+                $0.control.meterMode = meterMode
+                $0.control.meterModeWritten = true
+            }
             $0.settingsUpdates &+= 1
         }
     }

@@ -80,7 +80,7 @@ public final class BridgeRuntime: Sendable {
         let state = DeviceState(
             unit: device.unit, interval: configuration.interval, staleAfter: configuration.staleAfter,
             common: BridgeIdentity.common(serialNumber: device.effectiveSerialNumber, unit: device.unit, version: configuration.version),
-            carrying: snapshot, energy: startingRecord.counters)
+            carrying: snapshot, energy: startingRecord.counters, meterMode: device.meterMode ?? configuration.control.meterMode)
         let client = SEC1000Client(address: device.address, timeouts: configuration.timeouts, minimumGap: configuration.minimumGap)
         return DeviceService(
             device: device, state: state, client: client, configuration: configuration, startingRecord: startingRecord,

@@ -5,6 +5,7 @@ import Darwin
 #endif
 import Bridge
 import OptionValues
+import SEC1000Protocol
 import Sockets
 import Yams
 
@@ -233,6 +234,13 @@ struct Parser {
                     throw error(node, "'grid-sign' must be one of \(GridSign.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
                 }
                 device.gridSign = sign
+            }
+            if let (_, node) = fields["meter-mode"] {
+                let text = try scalar("meter-mode", node)
+                guard let mode = MeterMode(optionName: text) else {
+                    throw error(node, "'meter-mode' must be one of \(MeterMode.allCases.map(\.optionName).joined(separator: ", ")), not '\(text)'")
+                }
+                device.meterMode = mode
             }
             // Units and names are the device's identity on Modbus and elsewhere: each once.
             let unitNode = fields["unit"]?.1 ?? item

@@ -1,6 +1,7 @@
 import Bridge
 import MQTTClient
 import OptionValues
+import SEC1000Protocol
 import Sockets
 #if canImport(Glibc)
 import Glibc
@@ -72,6 +73,7 @@ extension ConfigurationKey {
         .number("write-timeout", NumberArgument.seconds(0.01...3600)),
         .number("settings-every", NumberArgument.integer(1...1_000_000)),
         ConfigurationKey("sync-clock", .flag),
+        ConfigurationKey("meter-mode", .choice(MeterMode.allCases.map(\.optionName))),
         .number("max-plant-power", NumberArgument.decimal(1...2_147_483_647, unit: "W")),
         ConfigurationKey("energy-state", .value(check: { text in
             if text.isEmpty { throw OutOfRange(expected: "a path") }
@@ -116,6 +118,6 @@ extension ConfigurationKey {
 
     /// The keys of one item of `devices:`.
     static let deviceKeys = [
-        "name", "host", "port", "unit", "serial", "grid-sign", "energy-import-wh", "energy-export-wh", "energy-production-wh",
+        "name", "host", "port", "unit", "serial", "grid-sign", "meter-mode", "energy-import-wh", "energy-export-wh", "energy-production-wh",
     ]
 }

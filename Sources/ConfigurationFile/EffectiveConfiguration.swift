@@ -38,6 +38,11 @@ public enum EffectiveConfiguration {
         add("write-timeout", seconds(configuration.control.writeTimeout))
         add("settings-every", "\(configuration.control.settingsEvery)")
         add("sync-clock", "\(configuration.control.syncClock)")
+        if let mode = configuration.control.meterMode {
+            add("meter-mode", mode.optionName)
+        } else {
+            lines.append("# meter-mode: not set (a limit change must write it until one has)")
+        }
         add("max-plant-power", NumberArgument.format(configuration.maxPlantPower))
         if let path = configuration.energy.statePath {
             add("energy-state", quoted(path))
@@ -76,6 +81,7 @@ public enum EffectiveConfiguration {
             lines.append("    unit: \(device.unit)")
             lines.append("    serial: \(quoted(device.effectiveSerialNumber))")
             lines.append("    grid-sign: \((device.gridSign ?? configuration.gridSign).rawValue)")
+            if let mode = device.meterMode ?? configuration.control.meterMode { lines.append("    meter-mode: \(mode.optionName)") }
             let alignments = configuration.energy.alignments[device.unit] ?? [:]
             for (key, counter) in [("energy-import-wh", EnergyCounter.gridImport), ("energy-export-wh", .gridExport), ("energy-production-wh", .production)] {
                 if let wh = alignments[counter] { lines.append("    \(key): \(wh)") }

@@ -28,6 +28,7 @@ devices: []
 #    unit: 2                    # Modbus unit id, 1 to 247, one per device (the simulator has 1)
 #    serial: SEC1000-ROOF       # SunSpec serial number (default: made from host and port)
 #    grid-sign: import-positive # this device's sign convention (default: grid-sign below)
+#    meter-mode: sum            # this device's meter mode (default: meter-mode below)
 #    energy-import-wh: 1234567  # set the counters to the utility meter's readings, once
 #    energy-export-wh: 765432
 #    energy-production-wh: 2345678
@@ -58,6 +59,9 @@ enable-control: false
 control-allow: []
 #  - 192.168.1.0/24
 # max-export-limit: 6000
+# The meter mode the devices were commissioned with: each-phase or sum. The device does not report
+# it and every limit change carries it; without it a limit change must also write it.
+# meter-mode: sum
 write-timeout: 30
 settings-every: 30
 sync-clock: false

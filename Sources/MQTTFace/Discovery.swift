@@ -1,4 +1,5 @@
 import Bridge
+import SEC1000Protocol
 
 /// Home Assistant MQTT discovery (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery):
 /// one HA device per SEC1000, linked to one HA device for the bridge, with full (not abbreviated)
@@ -116,6 +117,7 @@ struct Discovery: Sendable {
     }()
 
     static let controlModeOptions = ["off", "dred", "rcr", "by_value"]
+    static let meterModeOptions = MeterMode.allCases.map(Payloads.meterModeName)
 
     /// Every discovery message of `device` (a name in topics): (topic, payload), and the topics of
     /// the other variant (control on or off) with `nil`, to clear what an earlier run left.
@@ -177,10 +179,28 @@ struct Discovery: Sendable {
             ("device_class", .string("enum")),
             ("options", .array(Self.controlModeOptions.map(JSON.string))),
         ], stateTopic: topics.settings(name))
+        // The device does not report its meter mode: unknown until configured or written.
+        let meterModeAsSelect = entity("select", "meter_mode", [
+            ("name", .string("Meter mode")),
+            ("value_template", .string("{{ value_json.meter_mode }}")),
+            ("command_topic", .string(topics.set(name, "meter_mode"))),
+            ("options", .array(Self.meterModeOptions.map(JSON.string))),
+            ("entity_category", .string("config")),
+            ("qos", .int(1)),
+        ], stateTopic: topics.settings(name))
+        let meterModeAsSensor = entity("sensor", "meter_mode", [
+            ("name", .string("Meter mode")),
+            ("value_template", .string("{{ value_json.meter_mode }}")),
+            ("device_class", .string("enum")),
+            ("options", .array(Self.meterModeOptions.map(JSON.string))),
+            ("entity_category", .string("diagnostic")),
+        ], stateTopic: topics.settings(name))
         if control {
-            messages += [limitAsNumber, modeAsSelect, (limitAsSensor.0, nil), (modeAsSensor.0, nil)]
+            messages += [limitAsNumber, modeAsSelect, meterModeAsSelect]
+            messages += [limitAsSensor.0, modeAsSensor.0, meterModeAsSensor.0].map { ($0, nil) }
         } else {
-            messages += [limitAsSensor, modeAsSensor, (limitAsNumber.0, nil), (modeAsSelect.0, nil)]
+            messages += [limitAsSensor, modeAsSensor, meterModeAsSensor]
+            messages += [limitAsNumber.0, modeAsSelect.0, meterModeAsSelect.0].map { ($0, nil) }
         }
         return messages
     }
@@ -193,6 +213,8 @@ struct Discovery: Sendable {
             configTopic(component: "select", node: node, object: "control_mode"),
             configTopic(component: "sensor", node: node, object: "export_limit"),
             configTopic(component: "sensor", node: node, object: "control_mode"),
+            configTopic(component: "select", node: node, object: "meter_mode"),
+            configTopic(component: "sensor", node: node, object: "meter_mode"),
         ]
     }
 }

@@ -84,6 +84,9 @@ struct BridgeCommand: AsyncParsableCommand {
     @Option(help: "Read the export settings from the device every this many good polls.", transform: NumberArgument.integer(1...1_000_000))
     var settingsEvery: Int = 30
 
+    @Option(help: "The meter mode the devices were commissioned with (each-phase or sum): the device does not report it, and a limit change must carry it.")
+    var meterMode: MeterModeOption?
+
     @Flag(help: "Set the device clock from this host at start and once a day.")
     var syncClock = false
 
@@ -155,7 +158,8 @@ struct BridgeCommand: AsyncParsableCommand {
                     enabled: enableControl,
                     allow: try controlAllow.map { (text: String) throws(ConfigurationError) in try AddressRange(parsing: text) },
                     limits: ControlLimits(maxExportLimit: maxExportLimit),
-                    writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock))
+                    writeTimeout: .seconds(double: writeTimeout), settingsEvery: settingsEvery, syncClock: syncClock,
+                    meterMode: meterMode?.mode))
             configuration.maxPlantPower = maxPlantPower
             configuration.maxConnectionsPerAddress = maxConnectionsPerAddress
             configuration.energy.alignments = fileAlignments

@@ -4,8 +4,10 @@ import Glibc
 import Darwin
 #endif
 import ArgumentParser
+import Bridge
 import Logging
 import SEC1000Client
+import SEC1000Protocol
 import Sockets
 
 /// Where the device is and how long to wait for it.
@@ -21,6 +23,18 @@ struct DeviceOptions: ParsableArguments {
 
     var address: SocketAddress { SocketAddress(host: host, port: port) }
     var timeouts: Timeouts { Timeouts(connect: .seconds(timeout), answer: .seconds(timeout)) }
+}
+
+/// A meter mode as `settings set --meter-mode` and `bridge --meter-mode` take it.
+struct MeterModeOption: ExpressibleByArgument {
+    let mode: MeterMode
+
+    init?(argument: String) {
+        guard let mode = MeterMode(optionName: argument) else { return nil }
+        self.mode = mode
+    }
+
+    static var allValueStrings: [String] { MeterMode.allCases.map(\.optionName) }
 }
 
 enum OutputFormat: String, ExpressibleByArgument, CaseIterable {

@@ -74,11 +74,6 @@ struct SettingsCommand: AsyncParsableCommand {
             var mode: ControlMode { ControlMode.allCases.first { $0.name == rawValue }! }
         }
 
-        enum MeterModeOption: String, ExpressibleByArgument, CaseIterable {
-            case eachPhase = "each-phase", sum
-            var mode: MeterMode { self == .eachPhase ? .eachPhase : .sumOfPhases }
-        }
-
         var change: SettingsChange {
             SettingsChange(exportLimit: exportLimit, totalCapacity: capacity, controlMode: controlMode?.mode, meterMode: meterMode?.mode)
         }

@@ -83,6 +83,29 @@ struct ControlTests {
         }
     }
 
+    /// With the meter mode configured (`--meter-mode`, or per device), register 305 shows it from
+    /// the start and a limit written alone is carried out with it; a device's own key wins.
+    @Test(arguments: [(MeterMode?.none, MeterMode.sumOfPhases), (MeterMode.eachPhase, MeterMode.sumOfPhases)])
+    func aConfiguredMeterModeLetsTheLimitBeWrittenAlone(deviceMode: MeterMode?, bridgeMode: MeterMode) async throws {
+        let expected = deviceMode ?? bridgeMode
+        try await BridgeHarness.run(configure: {
+            Self.enabled(&$0)
+            $0.control.meterMode = bridgeMode
+            $0.devices[0].meterMode = deviceMode
+        }) { harness in
+            let registers = try await blockD(harness.port)
+            #expect(registers[5] == UInt16(expected.rawValue), "305 shows the configured meter mode")
+            // 300-301 only: 3000 W.
+            let answer = await offPool {
+                rawExchange(port: harness.port, mbap([0x10, 0x01, 0x2C, 0x00, 0x02, 0x04, 0x00, 0x00, 0x0B, 0xB8]), timeout: .seconds(10))
+            }
+            #expect(answer == [0x12, 0x34, 0, 0, 0, 6, 1, 0x10, 0x01, 0x2C, 0x00, 0x02])
+            #expect(harness.device.settings.exportLimit == 3000)
+            #expect(harness.device.meterMode == expected)
+            #expect(sets(harness.device).first == .setExportLimit(totalCapacity: 8000, exportLimit: 3000, meterMode: expected))
+        }
+    }
+
     @Test func theOperatorMaximumBoundsTheLimit() async throws {
         try await BridgeHarness.run(configure: {
             Self.enabled(&$0)

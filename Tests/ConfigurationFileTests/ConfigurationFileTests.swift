@@ -58,7 +58,7 @@ struct ConfigurationFileTests {
         .init(what: "device not a mapping", text: "devices:\n  - 10.0.0.1\n", error: "bridge.yaml:2:5: a device must be a mapping (host: ..., unit: ...)"),
         .init(what: "device without host", text: "devices:\n  - unit: 2\n", error: "bridge.yaml:2:5: a device needs host:"),
         .init(what: "unknown device key", text: "devices:\n  - host: a\n    adress: b\n",
-              error: "bridge.yaml:3:5: unknown device key 'adress'; a device has name, host, port, unit, serial, grid-sign, energy-import-wh, energy-export-wh, energy-production-wh"),
+              error: "bridge.yaml:3:5: unknown device key 'adress'; a device has name, host, port, unit, serial, grid-sign, meter-mode, energy-import-wh, energy-export-wh, energy-production-wh"),
         .init(what: "impossible unit", text: "devices:\n  - host: a\n    unit: 248\n", error: "bridge.yaml:3:11: 'unit': expected a whole number from 1 to 247"),
         .init(what: "impossible port", text: "devices:\n  - host: a\n    port: 0\n", error: "bridge.yaml:3:11: 'port': expected a whole number from 1 to 65535"),
         .init(what: "duplicate unit", text: "devices:\n  - host: a\n    unit: 2\n  - host: b\n    unit: 2\n",
@@ -77,6 +77,10 @@ struct ConfigurationFileTests {
               error: "bridge.yaml:3:23: 'energy-import-wh': expected a whole number from 0 to 18446744073709551615"),
         .init(what: "device grid sign", text: "devices:\n  - host: a\n    grid-sign: inverted\n",
               error: "bridge.yaml:3:16: 'grid-sign' must be one of import-positive, export-positive, not 'inverted'"),
+        .init(what: "device meter mode", text: "devices:\n  - host: a\n    meter-mode: total\n",
+              error: "bridge.yaml:3:17: 'meter-mode' must be one of each-phase, sum, not 'total'"),
+        .init(what: "meter mode", text: "meter-mode: 2\n",
+              error: "bridge.yaml:1:13: 'meter-mode' must be one of each-phase, sum, not '2'"),
     ]
 
     @Test(arguments: mistakes)
@@ -90,12 +94,14 @@ struct ConfigurationFileTests {
             interval: 15
             enable-control: true
             sync-clock: false
+            meter-mode: sum
             control-allow: [10.0.0.0/8, 192.168.1.7]
             devices:
               - host: 192.168.1.50
                 unit: 2
                 name: roof
                 grid-sign: export-positive
+                meter-mode: each-phase
                 energy-import-wh: 1234
               - host: sec.example
                 port: 4000
@@ -103,17 +109,18 @@ struct ConfigurationFileTests {
                 serial: SEC-3
             """)
         #expect(file.arguments(except: []) == [
-            "--listen", "[::1]:1502", "--interval", "15", "--enable-control",
+            "--listen", "[::1]:1502", "--interval", "15", "--enable-control", "--meter-mode", "sum",
             "--control-allow", "10.0.0.0/8", "--control-allow", "192.168.1.7",
         ])
         #expect(file.devices == [
-            DeviceConfiguration(address: .init(host: "192.168.1.50", port: 1234), unit: 2, name: "roof", gridSign: .exportPositive),
+            DeviceConfiguration(
+                address: .init(host: "192.168.1.50", port: 1234), unit: 2, name: "roof", gridSign: .exportPositive, meterMode: .eachPhase),
             DeviceConfiguration(address: .init(host: "sec.example", port: 4000), unit: 3, serialNumber: "SEC-3"),
         ])
         #expect(file.alignments == [2: [.gridImport: 1234]])
         #expect(file.devices.map(\.effectiveName) == ["roof", "SEC-3"])
         // An option the command line gives leaves the file's out, the whole list for a list.
-        #expect(file.arguments(except: ["control-allow", "interval"]) == ["--listen", "[::1]:1502", "--enable-control"])
+        #expect(file.arguments(except: ["control-allow", "interval"]) == ["--listen", "[::1]:1502", "--enable-control", "--meter-mode", "sum"])
     }
 
     /// The default name is the serial number model 1 reports, made a valid id: stable across restarts.

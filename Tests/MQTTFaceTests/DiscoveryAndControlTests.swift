@@ -79,6 +79,10 @@ import Testing
                 #expect(mode["options"] as? [String] == ["off", "dred", "rcr", "by_value"])
                 #expect(received.last("homeassistant/number/sec1000_dev1/export_limit/config")?.payload == [])
                 #expect(received.last("homeassistant/select/sec1000_dev1/control_mode/config")?.payload == [])
+                let meter = try #require(Self.config(received, "sensor", "meter_mode"))
+                #expect(meter["options"] as? [String] == ["each_phase", "sum_of_phases"])
+                #expect(meter["entity_category"] as? String == "diagnostic")
+                #expect(received.last("homeassistant/select/sec1000_dev1/meter_mode/config")?.payload == [])
                 #expect(Set(received.all.compactMap { $0.payload.isEmpty ? nil : $0.topic }).allSatisfy { $0.hasSuffix("/config") })
             }
         }
@@ -105,7 +109,14 @@ import Testing
                 let select = try #require(Self.config(received, "select", "control_mode"))
                 #expect(select["command_topic"] as? String == "sec1000/dev1/set/control_mode")
                 #expect(select["options"] as? [String] == ["off", "dred", "rcr", "by_value"])
+                // The meter mode, which a limit change needs and the device does not report, can be set too.
+                let meter = try #require(Self.config(received, "select", "meter_mode"))
+                #expect(meter["command_topic"] as? String == "sec1000/dev1/set/meter_mode")
+                #expect(meter["value_template"] as? String == "{{ value_json.meter_mode }}")
+                #expect(meter["options"] as? [String] == ["each_phase", "sum_of_phases"])
+                #expect(meter["entity_category"] as? String == "config")
                 #expect(received.last("homeassistant/sensor/sec1000_dev1/export_limit/config")?.payload == [])
+                #expect(received.last("homeassistant/sensor/sec1000_dev1/meter_mode/config")?.payload == [])
             }
         }
     }
