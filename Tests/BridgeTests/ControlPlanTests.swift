@@ -101,4 +101,18 @@ struct ControlPlanTests {
         #expect(range.description.hasSuffix("/\(canonical.split(separator: "/")[1])"), "\(text) -> \(range)")
         #expect(try range == AddressRange(parsing: canonical))
     }
+
+    /// A reload builds a new state from the old: a meter mode a write confirmed is what the device
+    /// has and stays; one only configured follows the configuration.
+    @Test func aReloadKeepsAWrittenMeterModeAndTakesAChangedConfiguredOne() {
+        func state(carrying snapshot: DeviceSnapshot?, configured: MeterMode?) -> DeviceState {
+            DeviceState(unit: 1, interval: .seconds(1), staleAfter: .seconds(3), carrying: snapshot, meterMode: configured)
+        }
+        let first = state(carrying: nil, configured: .eachPhase)
+        #expect(first.current.control.meterMode == .eachPhase)
+        #expect(state(carrying: first.current, configured: .sumOfPhases).current.control.meterMode == .sumOfPhases)
+        #expect(state(carrying: first.current, configured: nil).current.control.meterMode == nil)
+        first.publish(settings: current, meterMode: .eachPhase)
+        #expect(state(carrying: first.current, configured: .sumOfPhases).current.control.meterMode == .eachPhase)
+    }
 }
