@@ -3,7 +3,6 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Locking
 
 /// A connected TCP socket whose every operation is bounded by a deadline.
 ///
@@ -11,11 +10,9 @@ import Locking
 /// deadline however the peer behaves. The descriptor is closed when the value goes away.
 public struct TCPStream: ~Copyable, Sendable {
     public let descriptor: Int32
-    private let interrupter: SocketInterrupter?
 
-    init(adopting descriptor: Int32, interrupter: SocketInterrupter? = nil) {
+    init(adopting descriptor: Int32) {
         self.descriptor = descriptor
-        self.interrupter = interrupter
         var one: Int32 = 1
         setsockopt(descriptor, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
         #if canImport(Darwin)
@@ -31,7 +28,6 @@ public struct TCPStream: ~Copyable, Sendable {
     }
 
     deinit {
-        interrupter?.unregister(descriptor)
         // Shut down first: the peer hears the end at once even while a copy of the descriptor
         // lives on, in a child process another thread is spawning, between its fork and its exec.
         shutdown(descriptor, Int32(SHUT_RDWR))
@@ -39,19 +35,14 @@ public struct TCPStream: ~Copyable, Sendable {
     }
 
     /// Connects to `address`, trying each resolved address in turn, within `timeout` in all.
-    ///
-    /// `interrupter`, when given, can abort the connection and every later wait from another thread.
-    public static func connect(
-        to address: SocketAddress, timeout: Duration, interrupter: SocketInterrupter? = nil
-    ) throws(SocketError) -> TCPStream {
+    public static func connect(to address: SocketAddress, timeout: Duration) throws(SocketError) -> TCPStream {
         let deadline = ContinuousClock.now + timeout
         var lastError = SocketError.connectionRefused
         for candidate in try address.resolve() {
             let fd = newStreamSocket(family: candidate.family)
             guard fd >= 0 else { lastError = .fromErrno("socket"); continue }
             guard setNonBlocking(fd) else { lastError = .fromErrno("fcntl"); close(fd); continue }
-            if let interrupter, !interrupter.register(fd) { close(fd); throw .cancelled }
-            let stream = TCPStream(adopting: fd, interrupter: interrupter)
+            let stream = TCPStream(adopting: fd)
             let status = candidate.withSockaddr { connectSocket(fd, $0, $1) }
             if status == 0 { return stream }
             guard errno == EINPROGRESS else { lastError = .fromErrno("connect"); continue }
@@ -61,11 +52,9 @@ public struct TCPStream: ~Copyable, Sendable {
                 var length = socklen_t(MemoryLayout<Int32>.size)
                 getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
                 if error == 0 { return stream }
-                // An interrupt shuts the socket down, which a connect in progress sees as a reset.
-                if interrupter?.isInterrupted == true { throw .cancelled }
                 lastError = .fromErrno("connect", error)
             } catch {
-                if error == .timedOut || error == .cancelled { throw error }
+                if error == .timedOut { throw error }
                 lastError = error
             }
         }
@@ -84,7 +73,7 @@ public struct TCPStream: ~Copyable, Sendable {
                 try wait(for: Int16(POLLOUT), until: deadline)
                 continue
             }
-            throw failure("send")
+            throw .fromErrno("send")
         }
     }
 
@@ -107,39 +96,15 @@ public struct TCPStream: ~Copyable, Sendable {
         while true {
             let received = buffer.withUnsafeMutableBytes { recv(descriptor, $0.baseAddress!, count, 0) }
             if received > 0 { return Array(buffer[0..<received]) }
-            if received == 0 {
-                if interrupter?.isInterrupted == true { throw .cancelled }
-                throw .closedByPeer
-            }
-            guard errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { throw failure("recv") }
+            if received == 0 { throw .closedByPeer }
+            guard errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR else { throw .fromErrno("recv") }
             try wait(for: Int16(POLLIN), until: deadline)
         }
-    }
-
-    /// The error for a failed `call`: a cancellation if the socket was interrupted (its shutdown
-    /// makes the call fail with EPIPE or ECONNRESET), else what errno says.
-    private func failure(_ call: String) -> SocketError {
-        let code = errno
-        return interrupter?.isInterrupted == true ? .cancelled : .fromErrno(call, code)
-    }
-
-    /// Sleeps for `duration` unless interrupted first; `false` if interrupted.
-    public static func sleep(_ duration: Duration, interrupter: SocketInterrupter) -> Bool {
-        let deadline = ContinuousClock.now + duration
-        // Short slices: an interrupt has no descriptor to wake here, and the pauses are brief.
-        while !interrupter.isInterrupted {
-            let remaining = deadline - .now
-            guard remaining > .zero else { return true }
-            var entry = pollfd(fd: -1, events: 0, revents: 0)
-            _ = poll(&entry, 1, milliseconds(min(remaining, .milliseconds(10))))
-        }
-        return false
     }
 
     /// Waits until the socket is ready for `events` or the deadline passes.
     func wait(for events: Int16, until deadline: ContinuousClock.Instant) throws(SocketError) {
         while true {
-            if interrupter?.isInterrupted == true { throw .cancelled }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { throw .timedOut }
             var entry = pollfd(fd: descriptor, events: events, revents: 0)
@@ -157,60 +122,6 @@ public struct TCPStream: ~Copyable, Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(descriptor, $0, &length) }
         }
         return numericHost(storage, length: length)
-    }
-}
-
-/// Lets another thread abort a blocking socket operation, for cancellation and shutdown.
-///
-/// The owner registers its descriptor; `interrupt()` shuts it down, which wakes any `poll()` on it.
-public final class SocketInterrupter: Sendable {
-    private struct State {
-        var descriptor: Int32?
-        var interrupted = false
-        var handlers: [@Sendable () -> Void] = []
-    }
-    private let state = Locked(State())
-
-    public init() {}
-
-    public var isInterrupted: Bool { state.withLock { $0.interrupted } }
-
-    /// Aborts the current and every later operation, and runs the `onInterrupt` handlers.
-    public func interrupt() {
-        let handlers = state.withLock { state -> [@Sendable () -> Void] in
-            guard !state.interrupted else { return [] }
-            state.interrupted = true
-            if let fd = state.descriptor { shutdown(fd, Int32(SHUT_RDWR)) }
-            defer { state.handlers.removeAll() }
-            return state.handlers
-        }
-        handlers.forEach { $0() }
-    }
-
-    /// Runs `handler` on interrupt (at once if already interrupted).
-    public func onInterrupt(_ handler: @escaping @Sendable () -> Void) {
-        let now = state.withLock { state -> Bool in
-            if state.interrupted { return true }
-            state.handlers.append(handler)
-            return false
-        }
-        if now { handler() }
-    }
-
-    /// Allows interrupting `descriptor`; `false` if already interrupted.
-    func register(_ descriptor: Int32) -> Bool {
-        state.withLock { state in
-            guard !state.interrupted else { return false }
-            state.descriptor = descriptor
-            return true
-        }
-    }
-
-    /// Called before `descriptor` is closed, so that a late interrupt never touches a reused number.
-    func unregister(_ descriptor: Int32) {
-        state.withLock { state in
-            if state.descriptor == descriptor { state.descriptor = nil }
-        }
     }
 }
 
