@@ -29,21 +29,15 @@ fi
 [ -x "$BIN" ] || { echo "no $BIN: run swift build first" >&2; exit 2; }
 
 DIR=$(mktemp -d)
-KEEP=${KEEP:-}
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2> /dev/null || true; done; wait 2> /dev/null || true; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-MQTT_PORT=$(free_port) MODBUS_PORT=$(free_port) HTTP_PORT=$(free_port)
+MODBUS_PORT=$(free_port) HTTP_PORT=$(free_port)
 
-{
-    echo "listener $MQTT_PORT 127.0.0.1"
-    echo "allow_anonymous true"
-    echo "persistence false"
-    [ "$(id -u)" = 0 ] && echo "user root"
-} > "$DIR/mosquitto.conf"
-/usr/sbin/mosquitto -c "$DIR/mosquitto.conf" > "$DIR/mosquitto.log" 2>&1 &
-PIDS+=($!)
+. scripts/mosquitto-on-loopback.sh
+start_mosquitto "$DIR"
+PIDS+=("$BROKER_PID")
 
 "$BIN" bridge --simulate --listen "127.0.0.1:$MODBUS_PORT" --interval 2 --log-level info \
     --mqtt "mqtt://127.0.0.1:$MQTT_PORT" --mqtt-prefix site1 \

@@ -7,16 +7,8 @@ MQTT_ARGS=""
 BROKER_PID=""
 if [ -x /usr/sbin/mosquitto ]; then
     DIR=$(mktemp -d)
-    # A free port: bind port 0 and read it back.
-    MQTT_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    {
-        echo "listener $MQTT_PORT 127.0.0.1"
-        echo "allow_anonymous true"
-        echo "persistence false"
-        [ "$(id -u)" = 0 ] && echo "user root"
-    } > "$DIR/mosquitto.conf"
-    /usr/sbin/mosquitto -c "$DIR/mosquitto.conf" > "$DIR/mosquitto.log" 2>&1 &
-    BROKER_PID=$!
+    . "$(dirname "$0")/mosquitto-on-loopback.sh"
+    start_mosquitto "$DIR"
     trap 'kill $BROKER_PID 2>/dev/null; rm -rf "$DIR"' EXIT INT TERM
     MQTT_ARGS="--mqtt mqtt://127.0.0.1:$MQTT_PORT"
     echo "mosquitto on 127.0.0.1:$MQTT_PORT. Subscribe with:"
