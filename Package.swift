@@ -47,6 +47,8 @@ let package = Package(
         .target(name: "Sockets", dependencies: ["CSocketCalls", "Locking", "Threading"], swiftSettings: strict),
         // Declarations of the Linux calls that Swift's Glibc module hides (accept4, pipe2).
         .systemLibrary(name: "CSocketCalls"),
+        // glibc's mallopt, which Swift's Glibc module hides (the bridge fixes the mmap threshold).
+        .systemLibrary(name: "CMallocCalls"),
         // Small files done safely: atomic replacement with fsync, small-file reads, locks, set-aside copies.
         .target(name: "DurableFiles", dependencies: ["Locking"], swiftSettings: strict),
         // Talking to a real device: transport, retry policy, pacing, zero-power filter.
@@ -144,7 +146,7 @@ let package = Package(
             name: "sec1000",
             dependencies: [
                 "SEC1000Protocol", "SEC1000Client", "SEC1000Simulator", "Bridge", "DurableFiles", "OptionValues", "ConfigurationFile", "HTTPFace",
-                "Hex", "MQTTClient", "MQTTFace",
+                "Hex", "MQTTClient", "MQTTFace", "CMallocCalls",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

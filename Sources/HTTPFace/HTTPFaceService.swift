@@ -117,7 +117,7 @@ struct FaceResponder: HTTPResponder {
             let health = Health(source)
             response = json(health.healthy ? .ok : .serviceUnavailable, health)
         case "/api/status":
-            response = json(.ok, StatusReport(source, unixNow: unixTime()))
+            response = body(.ok, StatusReport.render(source, unixNow: unixTime()), type: "application/json")
         case "/api/history":
             response = json(.ok, HistoryReport(source: source, history: history))
         default:
@@ -144,10 +144,14 @@ struct FaceResponder: HTTPResponder {
     }
 
     func body(_ status: HTTPResponse.Status, _ bytes: [UInt8], type: String) -> Response {
+        body(status, ByteBuffer(bytes: bytes), type: type)
+    }
+
+    func body(_ status: HTTPResponse.Status, _ buffer: ByteBuffer, type: String) -> Response {
         var headers = HTTPFields()
         headers[.contentType] = type
-        headers[.contentLength] = "\(bytes.count)"
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        headers[.contentLength] = "\(buffer.readableBytes)"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: buffer))
     }
 }
 

@@ -18,6 +18,19 @@ public final class PowerHistory: Sendable {
         var points: [Point] = []
         var next = 0
         var lastTaken: ContinuousClock.Instant?
+
+        mutating func record(_ reading: Reading, capacity: Int, spacing: Duration) {
+            if let last = lastTaken, reading.taken - last < spacing { return }
+            let point = Point(
+                unixTime: UInt32(clamping: Int64(reading.unixTime)), gridPower: reading.gridPower, invertersPower: reading.invertersPower)
+            if points.count < capacity {
+                points.append(point)
+            } else {
+                points[next] = point
+            }
+            next = (next + 1) % capacity
+            lastTaken = reading.taken
+        }
     }
 
     /// Points kept per device.
@@ -38,18 +51,8 @@ public final class PowerHistory: Sendable {
     /// added on reload gets its ring with its first reading.
     public func record(unit: UInt8, _ reading: Reading) {
         rings.withLock { rings in
-            var ring = rings[unit] ?? Ring()
-            if let last = ring.lastTaken, reading.taken - last < spacing { return }
-            let point = Point(
-                unixTime: UInt32(clamping: Int64(reading.unixTime)), gridPower: reading.gridPower, invertersPower: reading.invertersPower)
-            if ring.points.count < capacity {
-                ring.points.append(point)
-            } else {
-                ring.points[ring.next] = point
-            }
-            ring.next = (ring.next + 1) % capacity
-            ring.lastTaken = reading.taken
-            rings[unit] = ring
+            // In place: a copy of the ring taken out of the dictionary would copy its points at each write.
+            rings[unit, default: Ring()].record(reading, capacity: capacity, spacing: spacing)
         }
     }
 

@@ -208,6 +208,7 @@ struct BridgeCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        keepLargeAllocationsMapped()
         ignoreBrokenPipes()
         HangupService.ignoreUntilRunning()
         bootstrapLogging(logLevel.level)

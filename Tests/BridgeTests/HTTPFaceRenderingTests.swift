@@ -1,0 +1,58 @@
+import Bridge
+import Foundation
+@testable import HTTPFace
+import SEC1000Simulator
+import Sockets
+import TestSupport
+import Testing
+
+/// The renderings made for speed and memory say what the plain ones say.
+@Suite("HTTP face rendering", .serialized, .timeLimit(.minutes(2)))
+struct HTTPFaceRenderingTests {
+    /// `/api/status` encoded device by device is the very document JSONEncoder makes of the whole
+    /// report with sorted keys: one fresh device and one whose data went stale (no values).
+    @Test func statusEncodedByDeviceEqualsTheWholeEncoding() async throws {
+        var hanging = SimulatorConfiguration()
+        hanging.seed = 2
+        try await FaceHarness.run(simulators: [SimulatorConfiguration(replayCapture: true), hanging]) { face in
+            face.bridge.devices[1].setFaults(FaultRates(hang: 1))
+            try await waitUntil("unit 2 to go stale", timeout: .seconds(20)) { await face.get("/health").status == 503 }
+            let source = face.face.server.source
+            let now = ContinuousClock.now
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let whole = try encoder.encode(StatusReport(source, now: now, unixNow: 1_796_000_000.25))
+            let rendered = StatusReport.render(source, now: now, unixNow: 1_796_000_000.25)
+            let bytes = Array(rendered.readableBytesView)
+            #expect(String(decoding: bytes, as: UTF8.self) == String(decoding: whole, as: UTF8.self))
+            let json = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
+            let devices = try #require(json["devices"] as? [[String: Any]])
+            #expect(devices.count == 2)
+            #expect(devices[0]["values"] is [String: Any])
+            #expect(devices[1]["values"] == nil, "a stale device has no values")
+        }
+    }
+
+    /// A unit moved to another address by a reload keeps no series under its old `device` label,
+    /// and a unit removed keeps none at all:
+    /// the series of a unit are kept by unit, so a new address must replace them all.
+    @Test func aUnitMovedByReloadHasOnlyItsNewLabels() async throws {
+        try await FaceHarness.run(simulators: [SimulatorConfiguration(replayCapture: true), SimulatorConfiguration()]) { face in
+            let old = "127.0.0.1:\(face.bridge.devices[0].port)"
+            let new = "127.0.0.1:\(face.bridge.devices[1].port)"
+            #expect(await face.get("/metrics").body.contains(#"sec1000_grid_power_watts{unit="1",device="\#(old)"}"#))
+            var moved = face.bridge.runtime.configuration
+            // Unit 2 goes (two devices on one address would need names of their own), unit 1 takes its address.
+            moved.devices = [DeviceConfiguration(address: SocketAddress(host: "127.0.0.1", port: face.bridge.devices[1].port), unit: 1)]
+            _ = try face.bridge.runtime.reload(moved)
+            try await waitUntil("unit 1's values under its new address") {
+                await face.get("/metrics").body.contains(#"sec1000_grid_power_watts{unit="1",device="\#(new)"}"#)
+            }
+            let metrics = await face.get("/metrics").body
+            #expect(!metrics.contains(#"device="\#(old)""#), "no series keeps the old address")
+            #expect(!metrics.contains(#"unit="2""#), "the removed unit has no series")
+            #expect(metrics.contains(#"sec1000_device_polls_total{unit="1",device="\#(new)"}"#))
+            #expect(metrics.contains(#"sec1000_phase_voltage_volts{unit="1",device="\#(new)",phase="L1"}"#))
+        }
+    }
+}
