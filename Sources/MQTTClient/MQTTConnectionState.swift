@@ -96,6 +96,8 @@ public struct MQTTConnectionStatistics: Sendable, Hashable {
     public var unconfirmed = 0
     /// The most `unconfirmed` has been: never above `MQTTConnection.handOverLimit`.
     public var unconfirmedHighWater = 0
+    /// Times the heap was trimmed after a connection's initial backlog had been sent.
+    public var trims = 0
 
     public init() {}
 }

@@ -61,6 +61,7 @@ extension MQTTConnection {
                 sendPending(context)
             }
             reportUnconfirmed(context)
+            if context.trimWhenSent { trimAfterBacklog(context) }
         }
         if loop.connected {
             disconnectCleanly(final: final, context)
@@ -148,6 +149,7 @@ extension MQTTConnection {
             return Array(shared.observers.values)
         }
         for observer in observers { observer.yield(.connected) }
+        context.trimWhenSent = shared.withLock { $0.outbox.count + $0.queue.count } >= Self.trimAfterBacklog
         sendPending(context)
     }
 
@@ -284,6 +286,15 @@ extension MQTTConnection {
             shared.queue.removeAll()
             shared.statistics.outboxTopics = outbox.count
         }
+    }
+
+    /// Once the backlog a connection began with is sent and confirmed, gives the heap it freed back
+    /// to the system (see `trimAfterBacklog`).
+    private func trimAfterBacklog(_ context: LoopContext) {
+        guard context.unconfirmed.isEmpty, shared.withLock({ $0.outbox.isEmpty && $0.queue.isEmpty }) else { return }
+        context.trimWhenSent = false
+        sec1000_malloc_trim()
+        shared.withLock { $0.statistics.trims += 1 }
     }
 
     /// For the statistics, when it changed.

@@ -320,6 +320,7 @@ enum MQTTBenchmark {
             ("mqtt_connection_losses", "\(last.losses)"),
             // The most messages one connection had in libmosquitto's hands at once.
             ("mqtt_unconfirmed_max", "\(faces.map(\.connection.statistics.unconfirmedHighWater).max() ?? 0)"),
+            ("mqtt_trims", "\(faces.reduce(0) { $0 + $1.connection.statistics.trims })"),
         ]
         print("RESULT " + fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         printError(
