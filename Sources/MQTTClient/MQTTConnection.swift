@@ -23,7 +23,9 @@ private let libraryInitialization: Int32 = mosquitto_lib_init()
 /// the network, and no caller code runs inside a libmosquitto callback (eclipse/mosquitto#1175).
 ///
 /// Messages:
-/// - While connected, `publish` queues the message and the thread hands it to libmosquitto at once.
+/// - While connected, `publish` queues the message and the thread hands it to libmosquitto at once,
+///   unless `handOverLimit` messages handed over are still unconfirmed: then it waits its turn,
+///   in order, behind the outbox and the queue.
 /// - While disconnected, messages go to an outbox that keeps only the latest per topic, sent in
 ///   the order of their last publication as soon as the broker accepts the next connection.
 /// - Messages already handed to libmosquitto when a connection fails: QoS 0 ones not yet written
@@ -44,6 +46,20 @@ public final class MQTTConnection: Sendable {
     /// Messages queued while connected before they are folded into the outbox: only reached when
     /// the network thread stalls, and keeps memory bounded then too.
     static let queueLimit = 4096
+
+    /// At most this many messages are handed to libmosquitto and not yet confirmed (written, for
+    /// QoS 0; acknowledged by the broker, for QoS 1 and 2): libmosquitto keeps a copy of each
+    /// until then, so a backlog handed over at once is held twice. Far above the 20 QoS 1
+    /// messages libmosquitto keeps in flight, so the limit does not slow the sending.
+    static let handOverLimit = 256
+    /// No more are handed over once the unconfirmed ones hold this many bytes (topics and payloads).
+    static let handOverByteLimit = 256 * 1024
+    /// A connection that starts with at least this many messages to send (the republication at
+    /// every connection: discovery for many devices) returns malloc's free pages to the system once
+    /// they are all sent. glibc keeps the heap such a burst freed (per thread arena) otherwise,
+    /// which for 1,000 devices was 20 MiB of resident memory for the process's life
+    /// (Docs/performance.md, "The MQTT face").
+    static let trimAfterBacklog = 1000
 
     /// Makes a connection; nothing happens on the network until `start()`.
     /// - Parameters:
@@ -314,6 +330,9 @@ extension MQTTConnection {
                 let saved = errno
                 LoopContext.from(context)?.disconnect = (code, saved)
             }
+            mosquitto_publish_callback_set(pointer) { _, context, mid in
+                LoopContext.from(context)?.confirmed.append(mid)
+            }
             mosquitto_message_callback_set(pointer) { _, context, message in
                 guard let message, let loop = LoopContext.from(context) else { return }
                 loop.connection.deliver(message.pointee)
@@ -332,8 +351,40 @@ extension MQTTConnection {
         var connack: Int32?
         var disconnect: (code: Int32, errno: Int32)?
         var lastError: String?
+        /// Messages handed to libmosquitto and not yet confirmed by its publish callback, by id.
+        private(set) var unconfirmed: [Int32: (qos: MQTTQoS, bytes: Int)] = [:]
+        private(set) var unconfirmedBytes = 0
+        /// Ids the publish callback reported, settled after the call that ran it: for QoS 0 that
+        /// may be `mosquitto_publish` itself, before its id is recorded.
+        var confirmed: [Int32] = []
+        /// `unconfirmed.count` as last written to the statistics.
+        var reportedUnconfirmed = 0
+        /// This connection began with a backlog of `trimAfterBacklog` or more: trim once it is sent.
+        var trimWhenSent = false
 
         init(connection: MQTTConnection) { self.connection = connection }
+
+        func handedOver(mid: Int32, qos: MQTTQoS, bytes: Int) {
+            unconfirmed[mid] = (qos, bytes)
+            unconfirmedBytes += bytes
+        }
+
+        func settle() {
+            for mid in confirmed {
+                if let entry = unconfirmed.removeValue(forKey: mid) { unconfirmedBytes -= entry.bytes }
+            }
+            confirmed.removeAll(keepingCapacity: true)
+        }
+
+        /// After a lost connection: libmosquitto drops the QoS 0 messages it has not written when it
+        /// connects again, without a callback. It keeps QoS 1 and 2 ones and sends them again.
+        func forgetUnwritten() {
+            settle()
+            for (mid, entry) in unconfirmed where entry.qos == .atMostOnce {
+                unconfirmed[mid] = nil
+                unconfirmedBytes -= entry.bytes
+            }
+        }
 
         static func from(_ pointer: UnsafeMutableRawPointer?) -> LoopContext? {
             pointer.map { Unmanaged<LoopContext>.fromOpaque($0).takeUnretainedValue() }
@@ -342,6 +393,11 @@ extension MQTTConnection {
 }
 
 let success = Int32(MOSQ_ERR_SUCCESS.rawValue)
+
+extension MQTTMessage {
+    /// What counts against `MQTTConnection.handOverByteLimit`.
+    var handOverBytes: Int { payload.count + topic.utf8.count }
+}
 
 /// A pipe the network thread polls beside the broker's socket, so callers can wake it.
 struct WakePipe: Sendable {

@@ -91,6 +91,13 @@ public struct MQTTConnectionStatistics: Sendable, Hashable {
     public var droppedIncoming = 0
     /// Topics waiting in the outbox now.
     public var outboxTopics = 0
+    /// Messages handed to libmosquitto and not yet written (QoS 0) or acknowledged by the broker
+    /// (QoS 1, 2), as last seen by the network thread.
+    public var unconfirmed = 0
+    /// The most `unconfirmed` has been: never above `MQTTConnection.handOverLimit`.
+    public var unconfirmedHighWater = 0
+    /// Times the heap was trimmed after a connection's initial backlog had been sent.
+    public var trims = 0
 
     public init() {}
 }

@@ -53,15 +53,18 @@ extension MQTTConnection {
             }
             if loop.open {
                 _ = mosquitto_loop(mosq, 0, 1)
+                context.settle()
                 afterLoop(&loop, context)
             }
             if loop.connected {
                 syncSubscriptions(&loop)
-                sendPending()
+                sendPending(context)
             }
+            reportUnconfirmed(context)
+            if context.trimWhenSent { trimAfterBacklog(context) }
         }
         if loop.connected {
-            disconnectCleanly(final: final)
+            disconnectCleanly(final: final, context)
         }
         // Closes a socket still open (an attempt under way, a goodbye that did not finish) now,
         // not whenever the connection object goes.
@@ -107,7 +110,7 @@ extension MQTTConnection {
         if let code = context.connack {
             context.connack = nil
             if code == 0 {
-                connectionAccepted(&loop)
+                connectionAccepted(&loop, context)
             } else {
                 refusal = MQTTRefusal(code: code)
             }
@@ -119,6 +122,7 @@ extension MQTTConnection {
         context.disconnect = nil
         if loop.connected {
             loop.connected = false
+            context.forgetUnwritten()
             connectionLost(&loop, .lost(describe(code, errno: savedErrno, context)))
         } else if let refusal {
             attemptFailed(&loop, .refused(refusal))
@@ -127,7 +131,7 @@ extension MQTTConnection {
         }
     }
 
-    private func connectionAccepted(_ loop: inout Loop) {
+    private func connectionAccepted(_ loop: inout Loop, _ context: LoopContext) {
         loop.connected = true
         loop.failures = 0
         loop.brokerFilters = [:]
@@ -145,7 +149,8 @@ extension MQTTConnection {
             return Array(shared.observers.values)
         }
         for observer in observers { observer.yield(.connected) }
-        sendPending()
+        context.trimWhenSent = shared.withLock { $0.outbox.count + $0.queue.count } >= Self.trimAfterBacklog
+        sendPending(context)
     }
 
     private func connectionLost(_ loop: inout Loop, _ reason: MQTTDisconnectReason) {
@@ -214,24 +219,50 @@ extension MQTTConnection {
         }
     }
 
-    /// Hands the outbox, then the queue, to libmosquitto.
-    private func sendPending() {
+    /// Hands the outbox, then the queue, to libmosquitto, as far as the hand-over limits allow:
+    /// libmosquitto copies each message and keeps it until it is written (QoS 0) or acknowledged
+    /// (QoS 1, 2), and with at most 20 QoS 1 messages in flight a whole backlog (discovery for many
+    /// devices at every connection) would sit there at once. The rest follows as the broker
+    /// acknowledges; callers' messages wait in the queue and outbox meanwhile, never blocking them.
+    private func sendPending(_ context: LoopContext) {
+        let room = Self.handOverLimit - context.unconfirmed.count
+        let byteRoom = Self.handOverByteLimit - context.unconfirmedBytes
+        guard room > 0 && byteRoom > 0 else { return }
         let messages = shared.withLock { shared -> [MQTTMessage] in
             guard shared.connected, !(shared.outbox.isEmpty && shared.queue.isEmpty) else { return [] }
-            let messages = shared.outbox.takeAll() + shared.queue
-            shared.queue.removeAll(keepingCapacity: true)
-            shared.statistics.outboxTopics = 0
+            var messages: [MQTTMessage] = []
+            var bytes = 0
+            // The outbox is older than the queue: it goes first, which keeps the order per topic.
+            while messages.count < room && bytes < byteRoom, let message = shared.outbox.popFirst() {
+                messages.append(message)
+                bytes += message.handOverBytes
+            }
+            var fromQueue = 0
+            while messages.count < room && bytes < byteRoom && fromQueue < shared.queue.count {
+                messages.append(shared.queue[fromQueue])
+                bytes += shared.queue[fromQueue].handOverBytes
+                fromQueue += 1
+            }
+            shared.queue.removeFirst(fromQueue)
+            if shared.queue.isEmpty { shared.queue = [] }
+            shared.statistics.outboxTopics = shared.outbox.count
             return messages
         }
         guard !messages.isEmpty else { return }
         var sent = 0
+        var highWater = 0
         var failed: [MQTTMessage] = []
         for message in messages {
+            var mid: Int32 = 0
             let status = message.payload.withUnsafeBytes {
-                mosquitto_publish(handle.pointer, nil, message.topic, Int32($0.count), $0.baseAddress, message.qos.rawValue, message.retain)
+                mosquitto_publish(handle.pointer, &mid, message.topic, Int32($0.count), $0.baseAddress, message.qos.rawValue, message.retain)
             }
             if status == success {
                 sent += 1
+                context.handedOver(mid: mid, qos: message.qos, bytes: message.handOverBytes)
+                highWater = max(highWater, context.unconfirmed.count)
+                // A QoS 0 message may have been written, and confirmed, inside `mosquitto_publish`.
+                context.settle()
             } else if status == Int32(MOSQ_ERR_NO_CONN.rawValue) || status == Int32(MOSQ_ERR_CONN_LOST.rawValue)
                 || status == Int32(MOSQ_ERR_ERRNO.rawValue) || status == Int32(MOSQ_ERR_NOMEM.rawValue) {
                 // The connection is failing: keep it for the next one (the loop notices the failure).
@@ -244,6 +275,7 @@ extension MQTTConnection {
         }
         shared.withLock { shared in
             shared.statistics.published += sent
+            shared.statistics.unconfirmedHighWater = max(shared.statistics.unconfirmedHighWater, highWater)
             guard !failed.isEmpty else { return }
             // Back to the outbox, older than anything published meanwhile, which wins per topic.
             var outbox = Outbox()
@@ -256,24 +288,52 @@ extension MQTTConnection {
         }
     }
 
+    /// Once the backlog a connection began with is sent and confirmed, gives the heap it freed back
+    /// to the system (see `trimAfterBacklog`).
+    private func trimAfterBacklog(_ context: LoopContext) {
+        guard context.unconfirmed.isEmpty, shared.withLock({ $0.outbox.isEmpty && $0.queue.isEmpty }) else { return }
+        context.trimWhenSent = false
+        sec1000_malloc_trim()
+        shared.withLock { $0.statistics.trims += 1 }
+    }
+
+    /// For the statistics, when it changed.
+    private func reportUnconfirmed(_ context: LoopContext) {
+        let unconfirmed = context.unconfirmed.count
+        guard unconfirmed != context.reportedUnconfirmed else { return }
+        context.reportedUnconfirmed = unconfirmed
+        shared.withLock { $0.statistics.unconfirmed = unconfirmed }
+    }
+
     /// Sends what is pending and the final message, then DISCONNECT, which tells the broker not to
-    /// publish the will; waits at most 3 s for it to be written.
-    private func disconnectCleanly(final: MQTTMessage?) {
+    /// publish the will. Gives the pending messages at most 2.5 s to be handed over and confirmed
+    /// (libmosquitto drops at DISCONNECT what it has not written), the goodbye what remains of 3 s.
+    private func disconnectCleanly(final: MQTTMessage?, _ context: LoopContext) {
         if let final {
             shared.withLock { shared in
                 shared.queue.append(final)
             }
         }
-        sendPending()
         let mosq = handle.pointer
-        guard mosquitto_disconnect(mosq) == success else { return }
-        let deadline = ContinuousClock.now + .seconds(3)
-        while mosquitto_socket(mosq) >= 0 && ContinuousClock.now < deadline {
+        let start = ContinuousClock.now
+        func waitOnSocket() {
             var fds = [pollfd(
                 fd: mosquitto_socket(mosq),
                 events: Int16(POLLIN) | (mosquitto_want_write(mosq) ? Int16(POLLOUT) : 0), revents: 0)]
             _ = poll(&fds, 1, 100)
             _ = mosquitto_loop(mosq, 0, 1)
+            context.settle()
+        }
+        sendPending(context)
+        while mosquitto_socket(mosq) >= 0 && ContinuousClock.now < start + .milliseconds(2500) {
+            let pending = shared.withLock { !$0.outbox.isEmpty || !$0.queue.isEmpty }
+            guard pending || !context.unconfirmed.isEmpty else { break }
+            waitOnSocket()
+            sendPending(context)
+        }
+        guard mosquitto_disconnect(mosq) == success else { return }
+        while mosquitto_socket(mosq) >= 0 && ContinuousClock.now < start + .seconds(3) {
+            waitOnSocket()
         }
         logger.info("MQTT disconnected cleanly")
     }

@@ -134,4 +134,29 @@ import Testing
         #expect(messages.map(\.text) == ["1000", "last"])
         #expect(outbox.isEmpty)
     }
+
+    @Test func popsInOrderWhilePutsGoOnAndStaysBoundedByItsTopics() {
+        var outbox = Outbox()
+        for value in 1...3 { outbox.put(MQTTMessage(topic: "t\(value)", payload: "\(value)")) }
+        #expect(outbox.popFirst()?.topic == "t1")
+        // t2 published again: it moves behind t3.
+        outbox.put(MQTTMessage(topic: "t2", payload: "again"))
+        outbox.put(MQTTMessage(topic: "t4", payload: "4"))
+        var order: [String] = []
+        while let message = outbox.popFirst() { order.append("\(message.topic)=\(message.text)") }
+        #expect(order == ["t3=3", "t2=again", "t4=4"])
+        #expect(outbox.isEmpty && outbox.orderLength == 0)
+
+        // A long outage replacing the same 100 topics: the order list does not grow with it.
+        var longest = 0
+        for value in 0..<100_000 {
+            outbox.put(MQTTMessage(topic: "device/\(value % 100)", payload: "\(value)"))
+            longest = max(longest, outbox.orderLength)
+        }
+        #expect(outbox.count == 100)
+        #expect(longest <= 2 * 100 + 65)
+        let drained = outbox.takeAll()
+        #expect(drained.map(\.topic) == (0..<100).map { "device/\($0)" })
+        #expect(drained.first?.text == "99900")
+    }
 }

@@ -191,6 +191,71 @@ func retained(_ topic: String, on broker: MosquittoBroker) async throws -> Strin
         await broker.kill()
     }
 
+    @Test func aBacklogLargerThanTheHandOverLimitArrivesWholeAndInOrder() async throws {
+        // mosquitto drops QoS 1 messages beyond 1,000 queued for a slow subscriber by default.
+        let broker = try MosquittoBroker(extraConfiguration: ["max_queued_messages 0"])
+        try await broker.start()
+        do {
+            // As discovery for many devices: retained configs published by the connect hook, all
+            // waiting in the outbox when the connection is accepted.
+            let configs = MQTTConnection.handOverLimit * 12
+            let sequence = MQTTConnection.handOverLimit * 3
+            let filler = String(repeating: "x", count: 400)
+            let reader = try connection(to: broker, id: "backlog-reader")
+            reader.start()
+            let stream = try reader.subscribe("backlog/#", qos: .atLeastOnce, bufferSize: configs + sequence + 100)
+            try await collecting(stream) { received in
+                try await waitUntil("the reader connected") { reader.isConnected }
+                try await waitUntil("the reader's subscription") {
+                    _ = try await broker.client("mosquitto_pub", ["-t", "backlog/probe", "-m", "probe", "-q", "1"])
+                    return received.withLock { $0.contains { $0.topic == "backlog/probe" } }
+                }
+                let writer = try connection(to: broker, id: "backlog-writer") { connection in
+                    for index in 0..<configs {
+                        try? connection.publish(
+                            topic: "backlog/device-\(index)/config", text: "{\"index\":\(index),\"pad\":\"\(filler)\"}",
+                            qos: .atLeastOnce, retain: true)
+                    }
+                }
+                writer.start()
+                try await waitUntil("the writer connected") { writer.isConnected }
+                // Behind the backlog, in the queue: one topic whose values must keep their order.
+                for value in 1...sequence {
+                    try writer.publish(topic: "backlog/sequence", text: "\(value)", qos: .atLeastOnce)
+                }
+                try await waitUntil("every message at the reader", timeout: .seconds(60)) {
+                    received.withLock { $0.count } >= 1 + configs + sequence
+                }
+                let messages = received.withLock { $0 }
+                let configIndices = Set(messages.compactMap { message -> Int? in
+                    guard message.topic.hasSuffix("/config") else { return nil }
+                    return Int(message.topic.dropFirst("backlog/device-".count).dropLast("/config".count))
+                })
+                #expect(configIndices == Set(0..<configs))
+                #expect(messages.filter { $0.topic == "backlog/sequence" }.map(\.text) == (1...sequence).map { "\($0)" })
+                // The sequence was published after the connection: it went out behind the backlog.
+                let firstSequence = try #require(messages.firstIndex { $0.topic == "backlog/sequence" })
+                let lastConfig = try #require(messages.lastIndex { $0.topic.hasSuffix("/config") })
+                #expect(lastConfig < firstSequence)
+
+                try await waitUntil("every message confirmed") { writer.statistics.unconfirmed == 0 }
+                let statistics = writer.statistics
+                #expect(statistics.published == configs + sequence)
+                // Never more than the limit in libmosquitto's hands at once, yet the limit was reached.
+                #expect(statistics.unconfirmedHighWater <= MQTTConnection.handOverLimit)
+                #expect(statistics.unconfirmedHighWater >= MQTTConnection.handOverLimit / 2)
+                // A backlog that large is followed by one trim of the heap, once it is all sent.
+                try await waitUntil("the heap trimmed after the backlog") { writer.statistics.trims == 1 }
+                await writer.shutdown()
+            }
+            await reader.shutdown()
+        } catch {
+            await broker.kill()
+            throw error
+        }
+        await broker.kill()
+    }
+
     @Test func reportsRefusedCredentialsClearly() async throws {
         try await MosquittoBroker.withBroker(users: ["alice": "right-password"]) { broker in
             let wrong = try connection(to: broker, id: "wrong-password", username: "alice", password: "wrong-password")

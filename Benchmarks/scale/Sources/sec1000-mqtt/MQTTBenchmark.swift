@@ -318,6 +318,9 @@ enum MQTTBenchmark {
             ("failed_attempts", "\(failedAttempts)"),
             ("mqtt_published", "\(published)"),
             ("mqtt_connection_losses", "\(last.losses)"),
+            // The most messages one connection had in libmosquitto's hands at once.
+            ("mqtt_unconfirmed_max", "\(faces.map(\.connection.statistics.unconfirmedHighWater).max() ?? 0)"),
+            ("mqtt_trims", "\(faces.reduce(0) { $0 + $1.connection.statistics.trims })"),
         ]
         print("RESULT " + fields.map { "\($0.0)=\($0.1)" }.joined(separator: " "))
         printError(
