@@ -47,8 +47,8 @@ public struct FaceSource: Sendable {
 
 /// `/api/status` and `/health` as JSON: every device's values, age, flags, settings, counters.
 ///
-/// Values of a stale device are `null`, as Modbus answers 0x0B for them: an old number never
-/// passes for a new one.
+/// Values of a stale device are left out (no key), as Modbus answers 0x0B for them: an old number
+/// never passes for a new one. Every optional below is left out the same way when `nil`.
 struct StatusReport: Encodable {
     var version: String
     var unixTime: Double
@@ -77,14 +77,14 @@ struct StatusReport: Encodable {
         var intervalSeconds: Double
         var staleAfterSeconds: Double
         var fresh: Bool
-        /// Seconds since the last good poll; `null` before the first.
+        /// Seconds since the last good poll; absent before the first.
         var ageSeconds: Double?
         var flags: Flags
         var goodPolls: UInt32
         var failedPolls: UInt32
         var failuresByCode: [String: UInt32]
         var lastError: Code
-        /// `null` while stale.
+        /// Absent while stale.
         var values: Values?
         var energy: Energy?
         var settings: Settings?
@@ -147,7 +147,7 @@ struct StatusReport: Encodable {
         var name: String
         var type: String
         var unit: String
-        /// The raw registers; `null` when the read is answered with an exception.
+        /// The raw registers; absent when the read is answered with an exception.
         var registers: [UInt16]?
         var value: Double?
         /// The exception code a read answers (11 while stale).
