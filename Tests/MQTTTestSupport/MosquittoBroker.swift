@@ -94,7 +94,10 @@ public final class MosquittoBroker: Sendable {
         let port = port
         let deadline = ContinuousClock.now + .seconds(10)
         while !(await offPool { Self.accepts(port: port) }) {
-            guard process.isRunning else { throw MosquittoError("mosquitto exited at start; see \(logFile.path)") }
+            // The directory goes with the broker: the error carries the log's end.
+            guard process.isRunning else {
+                throw MosquittoError("mosquitto exited at start: \(log().split(separator: "\n").suffix(5).joined(separator: " | "))")
+            }
             guard ContinuousClock.now < deadline else { throw MosquittoError("mosquitto did not listen on \(port) within 10 s") }
             try await Task.sleep(for: .milliseconds(20))
         }
@@ -153,12 +156,41 @@ public final class MosquittoBroker: Sendable {
 
     /// A port nothing listens on now: bound with port 0, read, closed.
     public static func freePort() throws -> UInt16 {
+        // Below the ephemeral range: a port taken from it is free only until some test's outgoing
+        // connection is given it as its source port, between this check and mosquitto's bind, or
+        // between a broker's kill and its restart on the same port. (A broker of a full-suite CI
+        // run once exited at start; its log was gone with its directory: the likely cause.)
+        let ephemeralLow = ephemeralRangeStart()
+        if ephemeralLow > 11_000 {
+            for _ in 0..<200 {
+                let port = UInt16.random(in: 10_000...UInt16(ephemeralLow - 1))
+                if try bindable(port) { return port }
+            }
+        }
+        return try bound(0)
+    }
+
+    /// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+    static func ephemeralRangeStart() -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8),
+              let first = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap({ Int($0) })
+        else { return 32768 }
+        return first
+    }
+
+    static func bindable(_ port: UInt16) throws -> Bool {
+        do { return try bound(port) == port } catch { return false }
+    }
+
+    /// Binds a socket to 127.0.0.1:`port` (0: any free one) and returns the port it got.
+    static func bound(_ port: UInt16) throws -> UInt16 {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw MosquittoError("socket: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        address.sin_port = port.bigEndian
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
