@@ -12,9 +12,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
+        // Threads, memory and CPU of the benchmark's own process, for both executables.
+        .target(name: "ProcessSampling", swiftSettings: [.enableUpcomingFeature("ExistentialAny")]),
         .executableTarget(
             name: "sec1000-scale",
             dependencies: [
+                "ProcessSampling",
                 .product(name: "Bridge", package: "sec1000"),
                 .product(name: "SEC1000Client", package: "sec1000"),
                 .product(name: "Sockets", package: "sec1000"),
@@ -26,6 +29,7 @@ let package = Package(
         .executableTarget(
             name: "sec1000-mqtt",
             dependencies: [
+                "ProcessSampling",
                 .product(name: "Bridge", package: "sec1000"),
                 .product(name: "MQTTClient", package: "sec1000"),
                 .product(name: "MQTTFace", package: "sec1000"),

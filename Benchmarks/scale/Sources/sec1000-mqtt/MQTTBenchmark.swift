@@ -28,6 +28,7 @@ import Bridge
 import Logging
 import MQTTClient
 import MQTTFace
+import ProcessSampling
 import ServiceLifecycle
 import Sockets
 
@@ -81,77 +82,6 @@ struct Options {
         if options.perRuntime > 247 { fail("--per-runtime \(options.perRuntime): unit ids stop at 247") }
         return options
     }
-}
-
-func printError(_ line: String) {
-    let bytes = Array((line + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress!, $0.count) }
-}
-
-func fail(_ message: String) -> Never {
-    printError("sec1000-mqtt: \(message)")
-    exit(2)
-}
-
-func threadCount() -> Int {
-    guard let directory = opendir("/proc/self/task") else { return -1 }
-    defer { closedir(directory) }
-    var count = 0
-    while let entry = readdir(directory) {
-        if withUnsafeBytes(of: entry.pointee.d_name, { $0[0] }) != UInt8(ascii: ".") { count += 1 }
-    }
-    return count
-}
-
-/// `kB` fields of /proc/self/status (VmRSS, VmHWM).
-func statusKiB(_ fields: [String]) -> [Int] {
-    let fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return fields.map { _ in -1 } }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let got = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
-        if got <= 0 { break }
-        bytes += buffer[0..<got]
-    }
-    let lines = String(decoding: bytes, as: UTF8.self).split(separator: "\n")
-    return fields.map { field in
-        guard let line = lines.first(where: { $0.hasPrefix(field + ":") }) else { return -1 }
-        return Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") ?? -1
-    }
-}
-
-/// User + system CPU seconds of the whole process so far.
-func cpuSeconds() -> Double {
-    var usage = rusage()
-    #if canImport(Glibc)
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    #else
-    getrusage(RUSAGE_SELF, &usage)
-    #endif
-    func seconds(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-    return seconds(usage.ru_utime) + seconds(usage.ru_stime)
-}
-
-func seconds(_ duration: Duration) -> Double {
-    let parts = duration.components
-    return Double(parts.seconds) + Double(parts.attoseconds) / 1e18
-}
-
-/// `value` with `digits` decimals (no Foundation: it would add to the memory measured).
-func fixed(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let scaled = (abs(value) * scale).rounded()
-    let whole = Int(scaled / scale)
-    let fraction = Int(scaled - Double(whole) * scale)
-    var text = (value < 0 && scaled > 0 ? "-" : "") + "\(whole)"
-    if digits > 0 {
-        let digitsText = "\(fraction)"
-        text += "." + String(repeating: "0", count: digits - digitsText.count) + digitsText
-    }
-    return text
 }
 
 /// glibc's `malloc_trim(0)` (malloc.h, which the Glibc module leaves out).
@@ -228,7 +158,7 @@ enum MQTTBenchmark {
         let duration = Duration.seconds(options.duration)
         let sampleEvery = Duration.seconds(options.sampleEvery)
         let start = ContinuousClock.now
-        let cpuStart = cpuSeconds()
+        let cpuStart = totalCPUSeconds()
 
         let samples = try await withThrowingTaskGroup(of: [Sample]?.self) { tasks in
             tasks.addTask {
@@ -251,7 +181,7 @@ enum MQTTBenchmark {
                     #endif
                     let statistics = faces.map(\.connection.statistics)
                     samples.append(Sample(
-                        at: seconds(now - start), threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0], cpu: cpuSeconds() - cpuStart,
+                        at: seconds(now - start), threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0], cpu: totalCPUSeconds() - cpuStart,
                         connected: faces.filter(\.connection.isConnected).count,
                         outboxTopics: statistics.reduce(0) { $0 + $1.outboxTopics },
                         published: statistics.reduce(0) { $0 + $1.published },
@@ -262,7 +192,7 @@ enum MQTTBenchmark {
                 let end = ContinuousClock.now
                 let statistics = faces.map(\.connection.statistics)
                 samples.append(Sample(
-                    at: seconds(end - start), threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0], cpu: cpuSeconds() - cpuStart,
+                    at: seconds(end - start), threads: threadCount(), rssKiB: statusKiB(["VmRSS"])[0], cpu: totalCPUSeconds() - cpuStart,
                     connected: faces.filter(\.connection.isConnected).count,
                     outboxTopics: statistics.reduce(0) { $0 + $1.outboxTopics },
                     published: statistics.reduce(0) { $0 + $1.published },
