@@ -96,7 +96,7 @@ let package = Package(
         .target(
             name: "MQTTClient",
             dependencies: [
-                "CMosquitto", "CSocketCalls", "Sockets", "Locking", "Threading",
+                "CMallocCalls", "CMosquitto", "CSocketCalls", "Sockets", "Locking", "Threading",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -7,6 +7,8 @@
 int mallopt(int param, int value);
 /* <malloc.h>: the size from which a block gets a mapping of its own. */
 #define SEC1000_M_MMAP_THRESHOLD (-3)
+/* Returns the free pages of every malloc arena to the system. */
+int malloc_trim(unsigned long pad);
 #endif
 
 #endif

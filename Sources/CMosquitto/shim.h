@@ -12,14 +12,4 @@ static const int sec1000_mosq_log_info = MOSQ_LOG_INFO;
 /* MQTT's own limit on a packet's remaining length: the largest payload a PUBLISH can carry. */
 static const int sec1000_mqtt_max_payload = MQTT_MAX_PAYLOAD;
 
-/* glibc's malloc_trim(0), which the Glibc module leaves out: returns the free pages of every
- * malloc arena to the system. Elsewhere, nothing. */
-#include <stdlib.h>
-#if defined(__GLIBC__)
-#include <malloc.h>
-static inline void sec1000_malloc_trim(void) { (void)malloc_trim(0); }
-#else
-static inline void sec1000_malloc_trim(void) {}
-#endif
-
 #endif

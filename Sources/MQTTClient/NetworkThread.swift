@@ -1,3 +1,6 @@
+#if os(Linux)
+import CMallocCalls
+#endif
 import CMosquitto
 import Logging
 #if canImport(Glibc)
@@ -293,7 +296,9 @@ extension MQTTConnection {
     private func trimAfterBacklog(_ context: LoopContext) {
         guard context.unconfirmed.isEmpty, shared.withLock({ $0.outbox.isEmpty && $0.queue.isEmpty }) else { return }
         context.trimWhenSent = false
-        sec1000_malloc_trim()
+        #if os(Linux)
+        _ = malloc_trim(0)
+        #endif
         shared.withLock { $0.statistics.trims += 1 }
     }
 
