@@ -160,47 +160,32 @@ struct Discovery: Sendable {
             ("device_class", .string("power")),
             ("qos", .int(1)),
         ], stateTopic: topics.settings(name))
-        let modeAsSelect = entity("select", "control_mode", [
-            ("name", .string("Control mode")),
-            ("value_template", .string("{{ value_json.control_mode }}")),
-            ("command_topic", .string(topics.set(name, "control_mode"))),
-            ("options", .array(Self.controlModeOptions.map(JSON.string))),
-            ("qos", .int(1)),
-        ], stateTopic: topics.settings(name))
+        // A setting with a few named values: a `select` that commands it, or a read-only enum sensor.
+        func choice(_ object: String, _ title: String, options: [String], select category: String?, sensor sensorCategory: String?)
+            -> (select: (String, JSON?), sensor: (String, JSON?)) {
+            let head: [(String, JSON)] = [("name", .string(title)), ("value_template", .string("{{ value_json.\(object) }}"))]
+            let choices: (String, JSON) = ("options", .array(options.map(JSON.string)))
+            let select = entity("select", object, head + [("command_topic", .string(topics.set(name, object))), choices]
+                + (category.map { [("entity_category", .string($0))] } ?? []) + [("qos", .int(1))], stateTopic: topics.settings(name))
+            let sensor = entity("sensor", object, head + [("device_class", .string("enum")), choices]
+                + (sensorCategory.map { [("entity_category", .string($0))] } ?? []), stateTopic: topics.settings(name))
+            return (select, sensor)
+        }
+        let mode = choice("control_mode", "Control mode", options: Self.controlModeOptions, select: nil, sensor: nil)
+        // The device does not report its meter mode: unknown until configured or written.
+        let meterMode = choice("meter_mode", "Meter mode", options: Self.meterModeOptions, select: "config", sensor: "diagnostic")
         let limitAsSensor = entity("sensor", "export_limit", [
             ("name", .string("Export limit")),
             ("value_template", .string("{{ value_json.export_limit_w }}")),
             ("device_class", .string("power")),
             ("unit_of_measurement", .string("W")),
         ], stateTopic: topics.settings(name))
-        let modeAsSensor = entity("sensor", "control_mode", [
-            ("name", .string("Control mode")),
-            ("value_template", .string("{{ value_json.control_mode }}")),
-            ("device_class", .string("enum")),
-            ("options", .array(Self.controlModeOptions.map(JSON.string))),
-        ], stateTopic: topics.settings(name))
-        // The device does not report its meter mode: unknown until configured or written.
-        let meterModeAsSelect = entity("select", "meter_mode", [
-            ("name", .string("Meter mode")),
-            ("value_template", .string("{{ value_json.meter_mode }}")),
-            ("command_topic", .string(topics.set(name, "meter_mode"))),
-            ("options", .array(Self.meterModeOptions.map(JSON.string))),
-            ("entity_category", .string("config")),
-            ("qos", .int(1)),
-        ], stateTopic: topics.settings(name))
-        let meterModeAsSensor = entity("sensor", "meter_mode", [
-            ("name", .string("Meter mode")),
-            ("value_template", .string("{{ value_json.meter_mode }}")),
-            ("device_class", .string("enum")),
-            ("options", .array(Self.meterModeOptions.map(JSON.string))),
-            ("entity_category", .string("diagnostic")),
-        ], stateTopic: topics.settings(name))
         if control {
-            messages += [limitAsNumber, modeAsSelect, meterModeAsSelect]
-            messages += [limitAsSensor.0, modeAsSensor.0, meterModeAsSensor.0].map { ($0, nil) }
+            messages += [limitAsNumber, mode.select, meterMode.select]
+            messages += [limitAsSensor.0, mode.sensor.0, meterMode.sensor.0].map { ($0, nil) }
         } else {
-            messages += [limitAsSensor, modeAsSensor, meterModeAsSensor]
-            messages += [limitAsNumber.0, modeAsSelect.0, meterModeAsSelect.0].map { ($0, nil) }
+            messages += [limitAsSensor, mode.sensor, meterMode.sensor]
+            messages += [limitAsNumber.0, mode.select.0, meterMode.select.0].map { ($0, nil) }
         }
         return messages
     }
