@@ -25,10 +25,13 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
-        // Hummingbird's own dependencies, named for the HTTP face's channel handler (RequestGuard).
+        // HummingbirdCore only: its default traits would build swift-configuration for nothing.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: []),
+        // HummingbirdCore's own dependencies, named for the HTTP face's channel handler (RequestGuard)
+        // and its response types.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.34.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
@@ -115,13 +118,13 @@ let package = Package(
             swiftSettings: strict
         ),
         // The HTTP face of `sec1000 bridge --http`: Prometheus metrics, health checks, JSON status and
-        // a status page, read-only, on Hummingbird (Docs/http.md says why that server).
+        // a status page, read-only, on HummingbirdCore (Docs/http.md says why that server).
         .target(
             name: "HTTPFace",
             dependencies: [
                 "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking", "Hex", "UnixClock",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),

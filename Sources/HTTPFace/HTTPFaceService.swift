@@ -3,14 +3,14 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
-import UnixClock
-import Hummingbird
+import HTTPTypes
 import HummingbirdCore
 import Locking
 import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixClock
 
 /// How the HTTP face listens and what it tolerates from clients.
 public struct HTTPFaceConfiguration: Sendable {
@@ -35,10 +35,13 @@ public struct HTTPFaceConfiguration: Sendable {
 
 /// `sec1000 bridge --http`: metrics, health, JSON status and the status page, read-only.
 ///
-/// Hummingbird on SwiftNIO with an event loop thread of its own: sockets, parsing and limits are
-/// handled there, off the cooperative pool and off the Modbus server's thread. Responses are
-/// rendered in a task per connection from copies of the device snapshots (one lock each, held
-/// for a copy), so no request waits for a poll or a Modbus request, nor they for it.
+/// HummingbirdCore's HTTP/1 server on SwiftNIO with an event loop thread of its own: sockets,
+/// parsing and limits are handled there, off the cooperative pool and off the Modbus server's
+/// thread. Responses are rendered in a task per connection from copies of the device snapshots
+/// (one lock each, held for a copy), so no request waits for a poll or a Modbus request, nor they
+/// for it. Hummingbird's application layer (router, middleware, a date cache that formats through
+/// Foundation's calendar every second) is left out: the face has six fixed routes, and what it
+/// does not run costs no memory (Docs/performance.md).
 public struct HTTPFaceService: Service {
     public let source: FaceSource
     public let history: PowerHistory
@@ -61,25 +64,29 @@ public struct HTTPFaceService: Service {
         let configuration = configuration
         var serverLogger = logger
         serverLogger.logLevel = max(logger.logLevel, .notice)
-        let app = Application(
-            responder: FaceResponder(source: source, history: history, extraMetrics: configuration.extraMetrics),
-            server: .http1(configuration: .init(
-                additionalChannelHandlers: [
-                    RequestGuard(headDeadline: .init(configuration.headDeadline), maxBody: 64 * 1024),
-                ],
-                idleTimeout: .init(configuration.idleTimeout))),
-            configuration: ApplicationConfiguration(
-                address: .hostname(configuration.host, port: configuration.port), serverName: "sec1000",
+        let responder = FaceResponder(source: source, history: history, extraMetrics: configuration.extraMetrics)
+        let server = try HTTPServerBuilder.http1(configuration: .init(
+            additionalChannelHandlers: [
+                RequestGuard(headDeadline: .init(configuration.headDeadline), maxBody: 64 * 1024),
+            ],
+            idleTimeout: .init(configuration.idleTimeout))
+        ).buildServer(
+            configuration: ServerConfiguration(
+                address: .hostname(configuration.host, port: configuration.port),
                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxConnections, logger: serverLogger)),
+            eventLoopGroup: group,
+            logger: serverLogger,
+            responder: { request, writer, _ in
+                let response = responder.respond(to: request, unixNow: unixTime())
+                try await writer.write(response: response.head, body: response.body)
+            },
             onServerRunning: { [boundPort, logger] channel in
                 let port = channel.localAddress?.port ?? configuration.port
                 boundPort.withLock { $0 = port }
                 logger.info("HTTP face listening", metadata: ["address": "\(configuration.host):\(port)"])
-            },
-            eventLoopGroupProvider: .shared(group),
-            logger: serverLogger)
+            })
         do {
-            try await app.run()
+            try await server.run()
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -89,14 +96,20 @@ public struct HTTPFaceService: Service {
 }
 
 /// The routes: GET (or HEAD) only, everything else 405; unknown paths 404.
-struct FaceResponder: HTTPResponder {
-    typealias Context = BasicRequestContext
+struct FaceResponder: Sendable {
     let source: FaceSource
     let history: PowerHistory
     var extraMetrics: (@Sendable () -> [ExtraMetric])?
     let metrics = Metrics()
 
-    func respond(to request: Request, context: Context) async throws -> Response {
+    func respond(to request: Request, unixNow: Double) -> Response {
+        var response = route(request, unixNow: unixNow)
+        response.headers[.date] = HTTPDate.format(unixSeconds: Int(unixNow))
+        response.headers[.server] = "sec1000"
+        return response
+    }
+
+    private func route(_ request: Request, unixNow: Double) -> Response {
         let path = request.uri.path
         let known = ["/", "/metrics", "/health", "/health/live", "/api/status", "/api/history"]
         guard known.contains(path) else {
@@ -117,7 +130,7 @@ struct FaceResponder: HTTPResponder {
             let health = Health(source)
             response = json(health.healthy ? .ok : .serviceUnavailable, health)
         case "/api/status":
-            response = body(.ok, StatusReport.render(source, unixNow: unixTime()), type: "application/json")
+            response = body(.ok, StatusReport.render(source, unixNow: unixNow), type: "application/json")
         case "/api/history":
             response = json(.ok, HistoryReport(source: source, history: history))
         default:
@@ -128,7 +141,8 @@ struct FaceResponder: HTTPResponder {
         }
         response.headers[.cacheControl] = "no-store"
         response.headers[.xContentTypeOptions] = "nosniff"
-        if request.method == .head { response.body = .init() }
+        // HEAD keeps the length GET would send (setting an empty body would zero it).
+        if request.method == .head { response = response.createHeadResponse() }
         return response
     }
 

@@ -60,4 +60,32 @@ struct HTTPFaceRenderingTests {
             #expect(metrics.contains(#"sec1000_phase_voltage_volts{unit="1",device="\#(new)",phase="L1"}"#))
         }
     }
+
+    /// The `Date` header in RFC 9110's format, from the C library's calendar: the RFC's own
+    /// example, the epoch, a leap day and a date past 2038.
+    @Test func httpDatesAreIMFFixdates() {
+        #expect(HTTPDate.format(unixSeconds: 784_111_777) == "Sun, 06 Nov 1994 08:49:37 GMT")
+        #expect(HTTPDate.format(unixSeconds: 0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDate.format(unixSeconds: 951_782_400) == "Tue, 29 Feb 2000 00:00:00 GMT")
+        #expect(HTTPDate.format(unixSeconds: 4_102_444_799) == "Thu, 31 Dec 2099 23:59:59 GMT")
+    }
+
+    /// Every answer carries the date, the server's name and no-store; HEAD answers the length of
+    /// what GET would send, without the body.
+    @Test func answersCarryDateServerAndHeadLengths() async throws {
+        try await FaceHarness.run { face in
+            let before = Int(Date().timeIntervalSince1970)
+            let live = await face.get("/health/live")
+            let after = Int(Date().timeIntervalSince1970)
+            let head = live.head.lowercased()
+            #expect(live.status == 200)
+            #expect((before...after).contains { head.contains("date: " + HTTPDate.format(unixSeconds: $0).lowercased()) }, "\(live.head)")
+            #expect(head.contains("server: sec1000"))
+            #expect(head.contains("cache-control: no-store"))
+            let headAnswer = await httpRequest(port: face.port, "HEAD /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            #expect(headAnswer.status == 200)
+            #expect(headAnswer.head.lowercased().contains("content-length: 3"), "\(headAnswer.head)")
+            #expect(headAnswer.body.isEmpty)
+        }
+    }
 }
