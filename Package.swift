@@ -43,6 +43,9 @@ let package = Package(
         .target(name: "SEC1000Protocol", dependencies: ["Hex"], swiftSettings: strict),
         // A value behind a pthread mutex: how threads share state here (Locked.swift says why).
         .target(name: "Locking", swiftSettings: strict),
+        // JSON text written in a fixed key order with exact numbers: the MQTT payloads and the HTTP
+        // face's documents.
+        .target(name: "JSONText", swiftSettings: strict),
         // A dedicated OS thread for a blocking loop, off Swift's cooperative pool.
         .target(name: "Threading", swiftSettings: strict),
         // POSIX sockets with deadlines: blocking ones for the simulator and the server, async ones on
@@ -122,7 +125,7 @@ let package = Package(
         .target(
             name: "HTTPFace",
             dependencies: [
-                "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking", "Hex", "UnixClock",
+                "Bridge", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking", "Hex", "UnixClock", "JSONText",
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,7 +142,7 @@ let package = Package(
         .target(
             name: "MQTTFace",
             dependencies: [
-                "Bridge", "MQTTClient", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking",
+                "Bridge", "MQTTClient", "ModbusServer", "SEC1000Protocol", "SEC1000Client", "Locking", "JSONText",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -190,6 +193,7 @@ let package = Package(
             swiftSettings: strict
         ),
         .testTarget(name: "SEC1000ProtocolTests", dependencies: ["SEC1000Protocol", "Hex"], swiftSettings: strict),
+        .testTarget(name: "JSONTextTests", dependencies: ["JSONText"], swiftSettings: strict),
         .testTarget(
             name: "ConfigurationFileTests",
             dependencies: ["ConfigurationFile", "Bridge", "OptionValues", "Sockets"],

@@ -1,10 +1,6 @@
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
 import HTTPTypes
 import HummingbirdCore
+import JSONText
 import Locking
 import Logging
 import NIOCore
@@ -128,11 +124,11 @@ struct FaceResponder: Sendable {
             response = text(.ok, "ok\n")
         case "/health":
             let health = Health(source)
-            response = json(health.healthy ? .ok : .serviceUnavailable, health)
+            response = json(health.healthy ? .ok : .serviceUnavailable, health.json)
         case "/api/status":
             response = body(.ok, StatusReport.render(source, unixNow: unixNow), type: "application/json")
         case "/api/history":
-            response = json(.ok, HistoryReport(source: source, history: history))
+            response = json(.ok, HistoryReport(source: source, history: history).json)
         default:
             response = body(.ok, Array(StatusPage.html.utf8), type: "text/html; charset=utf-8")
             // The page may talk to this server only: no CDN, font or script from elsewhere loads.
@@ -150,11 +146,8 @@ struct FaceResponder: Sendable {
         body(status, Array(message.utf8), type: "text/plain; charset=utf-8")
     }
 
-    func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        let data = (try? encoder.encode(value)) ?? Data("{\"error\":\"encoding failed\"}".utf8)
-        return body(status, Array(data), type: "application/json")
+    func json(_ status: HTTPResponse.Status, _ value: JSON) -> Response {
+        body(status, ByteBuffer(string: value.text), type: "application/json")
     }
 
     func body(_ status: HTTPResponse.Status, _ bytes: [UInt8], type: String) -> Response {
@@ -170,8 +163,8 @@ struct FaceResponder: Sendable {
 }
 
 /// `/health`: healthy when every device has fresh data.
-struct Health: Encodable {
-    struct Device: Encodable {
+struct Health {
+    struct Device {
         var unit: UInt8
         var fresh: Bool
         var ageSeconds: Double?
@@ -191,11 +184,23 @@ struct Health: Encodable {
         }
         healthy = devices.allSatisfy(\.fresh)
     }
+
+    var json: JSON {
+        .sortedObject([
+            ("healthy", .bool(healthy)),
+            ("devices", .array(devices.map { device in
+                .sortedObject([
+                    ("unit", .integer(device.unit)), ("fresh", .bool(device.fresh)),
+                    ("ageSeconds", device.ageSeconds.map(JSON.double)), ("lastError", device.lastError.json),
+                ])
+            })),
+        ])
+    }
 }
 
 /// `/api/history`: each device's last hour of grid and inverters power, oldest first.
-struct HistoryReport: Encodable {
-    struct Device: Encodable {
+struct HistoryReport {
+    struct Device {
         var unit: UInt8
         /// Unix seconds, grid power W, inverters power W, one array each.
         var unixTime: [UInt32]
@@ -214,5 +219,18 @@ struct HistoryReport: Encodable {
                 unit: state.unit, unixTime: points.map(\.unixTime), gridPower: points.map(\.gridPower),
                 invertersPower: points.map(\.invertersPower))
         }
+    }
+
+    var json: JSON {
+        .sortedObject([
+            ("spacingSeconds", .double(spacingSeconds)),
+            ("devices", .array(devices.map { device in
+                .sortedObject([
+                    ("unit", .integer(device.unit)), ("unixTime", .array(device.unixTime.map(JSON.integer))),
+                    ("gridPower", .array(device.gridPower.map(JSON.integer))),
+                    ("invertersPower", .array(device.invertersPower.map(JSON.integer))),
+                ])
+            })),
+        ])
     }
 }

@@ -2,11 +2,7 @@ import Bridge
 import ModbusServer
 import SEC1000Client
 import SEC1000Protocol
-#if canImport(FoundationEssentials)
-import FoundationEssentials
-#else
-import Foundation
-#endif
+import JSONText
 import NIOCore
 
 /// What the face reads: the bridge's device states and Modbus server, nothing it could change.
@@ -49,14 +45,14 @@ public struct FaceSource: Sendable {
 ///
 /// Values of a stale device are left out (no key), as Modbus answers 0x0B for them: an old number
 /// never passes for a new one. Every optional below is left out the same way when `nil`.
-struct StatusReport: Encodable {
+struct StatusReport {
     var version: String
     var unixTime: Double
     var healthy: Bool
     var modbus: ModbusStatus
     var devices: [DeviceStatus]
 
-    struct ModbusStatus: Encodable {
+    struct ModbusStatus {
         var port: UInt16
         var openConnections: Int
         var acceptedConnections: Int
@@ -70,7 +66,7 @@ struct StatusReport: Encodable {
         var exceptionsByCode: [String: Int]
     }
 
-    struct DeviceStatus: Encodable {
+    struct DeviceStatus {
         var unit: UInt8
         var address: String
         var serialNumber: String
@@ -92,7 +88,7 @@ struct StatusReport: Encodable {
         var registers: [RegisterRow]
     }
 
-    struct Flags: Encodable {
+    struct Flags {
         var register: UInt16
         var fresh: Bool
         var lastPollFailed: Bool
@@ -100,13 +96,13 @@ struct StatusReport: Encodable {
         var noSample: Bool
     }
 
-    struct Code: Encodable {
+    struct Code {
         var code: UInt16
         var meaning: String
     }
 
     /// In V, A and W (the device's fixed-point units divided out).
-    struct Values: Encodable {
+    struct Values {
         var voltages: [Double]
         var currents: [Double]
         var phasePowers: [Int32]
@@ -119,13 +115,13 @@ struct StatusReport: Encodable {
         var unixTime: Double
     }
 
-    struct Energy: Encodable {
+    struct Energy {
         var gridImportWh: Double
         var gridExportWh: Double
         var productionWh: Double
     }
 
-    struct Settings: Encodable {
+    struct Settings {
         var exportLimitWatts: Int32
         var totalCapacityWatts: Int32
         var mode: Code
@@ -134,7 +130,7 @@ struct StatusReport: Encodable {
         var ageSeconds: Double?
     }
 
-    struct Control: Encodable {
+    struct Control {
         var lastWriteResult: Code
         var writesByResult: [String: UInt32]
         /// Unix time of the last clock set; 0: never.
@@ -142,7 +138,7 @@ struct StatusReport: Encodable {
     }
 
     /// One value of the register map, as a Modbus read of it answers now.
-    struct RegisterRow: Encodable {
+    struct RegisterRow {
         var address: UInt16
         var name: String
         var type: String
@@ -166,42 +162,132 @@ extension StatusReport {
             modbus: ModbusStatus(source.server), devices: devices)
     }
 
-    /// What follows `devices` in the document, whose keys sort after it.
-    private struct Rest: Encodable {
-        var healthy: Bool
-        var modbus: ModbusStatus
-        var unixTime: Double
-        var version: String
-    }
-
-    /// The document JSONEncoder makes of the whole report with sorted keys, encoded one device at
-    /// a time into the response's buffer: at 247 devices the whole report encoded at once built
-    /// a 1.4 MB document and its tree of values in memory, which stayed in the allocator's arenas.
+    /// The document, written one device at a time into the response's buffer: at 247 devices the
+    /// whole report written at once built a 1.4 MB document and its tree of values in memory, which
+    /// stayed in the allocator's arenas. Keys are sorted, as `json` writes them.
     static func render(_ source: FaceSource, now: ContinuousClock.Instant = .now, unixNow: Double) -> ByteBuffer {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         let configurations = source.devicesByUnit
-        let states = source.states
-        let server = source.server
         var buffer = ByteBuffer()
         buffer.writeString(#"{"devices":["#)
         var healthy = true
-        do {
-            for (index, state) in states.enumerated() {
-                let device = DeviceStatus(state: state, configuration: configurations[state.unit], bank: source.bank, now: now)
-                healthy = healthy && device.fresh
-                if index > 0 { buffer.writeString(",") }
-                buffer.writeBytes(try encoder.encode(device))
-            }
-            let rest = try encoder.encode(Rest(healthy: healthy, modbus: ModbusStatus(server), unixTime: unixNow, version: source.version))
-            // `{"healthy":…}` continues the document after its opening brace.
-            buffer.writeString("],")
-            buffer.writeBytes(rest.dropFirst())
-        } catch {
-            buffer.clear()
-            buffer.writeString(#"{"error":"encoding failed"}"#)
+        var text = ""
+        for (index, state) in source.states.enumerated() {
+            let device = DeviceStatus(state: state, configuration: configurations[state.unit], bank: source.bank, now: now)
+            healthy = healthy && device.fresh
+            text.removeAll(keepingCapacity: true)
+            if index > 0 { text += "," }
+            device.json.write(to: &text)
+            buffer.writeString(text)
         }
+        // The members whose keys sort after "devices": the object's text without its opening brace.
+        let rest = JSON.sortedObject([
+            ("healthy", .bool(healthy)), ("modbus", ModbusStatus(source.server).json), ("unixTime", .double(unixNow)),
+            ("version", .string(source.version)),
+        ])
+        buffer.writeString("],")
+        buffer.writeSubstring(rest.text.dropFirst())
         return buffer
+    }
+
+    /// The whole document at once (what `render` writes piecewise).
+    var json: JSON {
+        .sortedObject([
+            ("version", .string(version)), ("unixTime", .double(unixTime)), ("healthy", .bool(healthy)),
+            ("modbus", modbus.json), ("devices", .array(devices.map(\.json))),
+        ])
+    }
+}
+
+/// Counters keyed by a code, as an object keyed by the code's decimal text.
+func jsonCounts<Key: CustomStringConvertible, Count: BinaryInteger>(_ counts: [Key: Count]) -> JSON {
+    .sortedObject(counts.map { ("\($0.key)", .integer($0.value)) })
+}
+
+extension StatusReport.ModbusStatus {
+    var json: JSON {
+        .sortedObject([
+            ("port", .integer(port)), ("openConnections", .integer(openConnections)),
+            ("acceptedConnections", .integer(acceptedConnections)), ("refusedConnections", .integer(refusedConnections)),
+            ("evictedConnections", .integer(evictedConnections)), ("requests", .integer(requests)),
+            ("exceptions", .integer(exceptions)), ("requestsByFunction", jsonCounts(requestsByFunction)),
+            ("exceptionsByCode", jsonCounts(exceptionsByCode)),
+        ])
+    }
+}
+
+extension StatusReport.DeviceStatus {
+    var json: JSON {
+        .sortedObject([
+            ("unit", .integer(unit)), ("address", .string(address)), ("serialNumber", .string(serialNumber)),
+            ("intervalSeconds", .double(intervalSeconds)), ("staleAfterSeconds", .double(staleAfterSeconds)),
+            ("fresh", .bool(fresh)), ("ageSeconds", ageSeconds.map(JSON.double)), ("flags", flags.json),
+            ("goodPolls", .integer(goodPolls)), ("failedPolls", .integer(failedPolls)),
+            ("failuresByCode", jsonCounts(failuresByCode)), ("lastError", lastError.json), ("values", values?.json),
+            ("energy", energy?.json), ("settings", settings?.json), ("control", control.json),
+            ("registers", .array(registers.map(\.json))),
+        ])
+    }
+}
+
+extension StatusReport.Flags {
+    var json: JSON {
+        .sortedObject([
+            ("register", .integer(register)), ("fresh", .bool(fresh)), ("lastPollFailed", .bool(lastPollFailed)),
+            ("substituted", .bool(substituted)), ("noSample", .bool(noSample)),
+        ])
+    }
+}
+
+extension StatusReport.Code {
+    var json: JSON { .sortedObject([("code", .integer(code)), ("meaning", .string(meaning))]) }
+}
+
+extension StatusReport.Values {
+    var json: JSON {
+        .sortedObject([
+            ("voltages", .array(voltages.map(JSON.double))), ("currents", .array(currents.map(JSON.double))),
+            ("phasePowers", .array(phasePowers.map(JSON.integer))), ("gridPower", .integer(gridPower)),
+            ("invertersPower", .integer(invertersPower)), ("loadPower", .integer(loadPower)),
+            ("importPower", .integer(importPower)), ("exportPower", .integer(exportPower)),
+            ("substituted", .bool(substituted)), ("unixTime", .double(unixTime)),
+        ])
+    }
+}
+
+extension StatusReport.Energy {
+    var json: JSON {
+        .sortedObject([
+            ("gridImportWh", .double(gridImportWh)), ("gridExportWh", .double(gridExportWh)), ("productionWh", .double(productionWh)),
+        ])
+    }
+}
+
+extension StatusReport.Settings {
+    var json: JSON {
+        .sortedObject([
+            ("exportLimitWatts", .integer(exportLimitWatts)), ("totalCapacityWatts", .integer(totalCapacityWatts)),
+            ("mode", mode.json), ("ctRatio", .integer(ctRatio)), ("meterMode", meterMode.map(JSON.string)),
+            ("ageSeconds", ageSeconds.map(JSON.double)),
+        ])
+    }
+}
+
+extension StatusReport.Control {
+    var json: JSON {
+        .sortedObject([
+            ("lastWriteResult", lastWriteResult.json), ("writesByResult", jsonCounts(writesByResult)),
+            ("lastClockSync", .integer(lastClockSync)),
+        ])
+    }
+}
+
+extension StatusReport.RegisterRow {
+    var json: JSON {
+        .sortedObject([
+            ("address", .integer(address)), ("name", .string(name)), ("type", .string(type)), ("unit", .string(unit)),
+            ("registers", registers.map { .array($0.map(JSON.integer)) }), ("value", value.map(JSON.double)),
+            ("exception", exception.map(JSON.integer)),
+        ])
     }
 }
 

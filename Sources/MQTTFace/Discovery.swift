@@ -1,4 +1,5 @@
 import Bridge
+import JSONText
 import SEC1000Protocol
 
 /// Home Assistant MQTT discovery (https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery):

@@ -1,4 +1,5 @@
 import Bridge
+import JSONText
 import Locking
 import Logging
 import MQTTClient

@@ -1,4 +1,5 @@
 import Bridge
+import JSONText
 import SEC1000Client
 import SEC1000Protocol
 

@@ -9,32 +9,49 @@ import Testing
 /// The renderings made for speed and memory say what the plain ones say.
 @Suite("HTTP face rendering", .serialized, .timeLimit(.minutes(2)))
 struct HTTPFaceRenderingTests {
-    /// `/api/status` encoded device by device is the very document JSONEncoder makes of the whole
-    /// report with sorted keys: one fresh device and one whose data went stale (no values).
-    @Test func statusEncodedByDeviceEqualsTheWholeEncoding() async throws {
+    /// `/api/status` written device by device is the very document the whole report writes at
+    /// once: one fresh device and one whose data went stale (no values).
+    @Test func statusWrittenByDeviceEqualsTheWholeDocument() async throws {
         var hanging = SimulatorConfiguration()
         hanging.seed = 2
         try await FaceHarness.run(simulators: [SimulatorConfiguration(replayCapture: true), hanging]) { face in
             face.bridge.devices[1].setFaults(FaultRates(hang: 1))
             try await waitUntil("unit 2 to go stale", timeout: .seconds(20)) { await face.get("/health").status == 503 }
             let source = face.face.server.source
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys]
             // Both read the live devices: a poll between the two changes counters and ages, so
             // they are taken again until no poll came between (a real difference never goes away).
-            var bytes: [UInt8] = [], whole = Data()
+            var bytes: [UInt8] = [], whole = ""
             for _ in 0..<50 {
                 let now = ContinuousClock.now
-                whole = try encoder.encode(StatusReport(source, now: now, unixNow: 1_796_000_000.25))
+                whole = StatusReport(source, now: now, unixNow: 1_796_000_000.25).json.text
                 bytes = Array(StatusReport.render(source, now: now, unixNow: 1_796_000_000.25).readableBytesView)
-                if bytes == Array(whole) { break }
+                if bytes == Array(whole.utf8) { break }
             }
-            #expect(String(decoding: bytes, as: UTF8.self) == String(decoding: whole, as: UTF8.self))
+            #expect(String(decoding: bytes, as: UTF8.self) == whole)
             let json = try #require(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
             let devices = try #require(json["devices"] as? [[String: Any]])
             #expect(devices.count == 2)
             #expect(devices[0]["values"] is [String: Any])
             #expect(devices[1]["values"] == nil, "a stale device has no values")
+            // The fields Docs/http.md documents, with JSON types scripts can rely on.
+            #expect(Set(json.keys) == ["version", "unixTime", "healthy", "modbus", "devices"])
+            let fresh = devices[0]
+            #expect(Set(fresh.keys) == [
+                "unit", "address", "serialNumber", "intervalSeconds", "staleAfterSeconds", "fresh", "ageSeconds", "flags",
+                "goodPolls", "failedPolls", "failuresByCode", "lastError", "values", "energy", "settings", "control", "registers",
+            ])
+            #expect(Set(devices[1].keys) == Set(fresh.keys).subtracting(["values", "energy"]))
+            let values = try #require(fresh["values"] as? [String: Any])
+            #expect((values["voltages"] as? [Double])?.count == 3)
+            #expect(values["gridPower"] is Int)
+            #expect((fresh["energy"] as? [String: Any])?["gridImportWh"] is Double)
+            #expect((fresh["lastError"] as? [String: Any])?["meaning"] is String)
+            let modbus = try #require(json["modbus"] as? [String: Any])
+            #expect(modbus["requestsByFunction"] is [String: Any])
+            let rows = try #require(fresh["registers"] as? [[String: Any]])
+            #expect(rows.contains { $0["registers"] is [Int] && $0["value"] is Double })
+            let staleRows = try #require(devices[1]["registers"] as? [[String: Any]])
+            #expect(staleRows.contains { $0["exception"] as? Int == 11 && $0["registers"] == nil })
         }
     }
 
