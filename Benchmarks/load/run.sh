@@ -538,12 +538,15 @@ measure_devices() {
         local path name
         for path in /metrics /api/status; do
             name=${path##*/}
-            curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download}\n' \
+            # The face's Server-Timing header: the render time in ms, without the network.
+            curl -sS -o /dev/null -w '%{http_code} %{time_total} %{size_download} %header{server-timing}\n' \
                 "http://127.0.0.1:$HTTP_PORT$path?request=[1-$HTTP_REQUESTS]" >"$RESULTS/http.$repetition.$name.txt"
-            awk '$1 != 200 { bad = 1 } END { exit bad }' "$RESULTS/http.$repetition.$name.txt" ||
-                die "a GET of $path did not answer 200 (see $RESULTS/http.$repetition.$name.txt)"
+            awk '$1 != 200 || $4 !~ /^render;dur=/ { bad = 1 } END { exit bad }' "$RESULTS/http.$repetition.$name.txt" ||
+                die "a GET of $path did not answer 200 with a render time (see $RESULTS/http.$repetition.$name.txt)"
             timings+=" ${name}_bytes=$(tail -1 "$RESULTS/http.$repetition.$name.txt" | cut -d' ' -f3)"
             timings+=" $(cut -d' ' -f2 "$RESULTS/http.$repetition.$name.txt" | percentiles_ms | sed "s/\([a-z0-9]*\)=/${name}_\1_ms=/g; s/${name}_n_ms=/${name}_n=/")"
+            timings+=" $(awk '{ sub(/^render;dur=/, "", $4); print $4 / 1000 }' "$RESULTS/http.$repetition.$name.txt" |
+                percentiles_ms | sed "s/\([a-z0-9]*\)=/${name}_render_\1_ms=/g; s/ ${name}_render_n_ms=[0-9]*//")"
         done
         sleep 1
     fi
@@ -559,7 +562,7 @@ run_http() {
     {
         describe_machine
         echo "http mode: $DEVICES devices (units 1 to $DEVICES, a --config file) on one sec1000 simulate, interval 10 s; $SETTLE s after every unit answered,"
-        echo "http: $HTTP_REQUESTS sequential GETs of /metrics, then of /api/status (one curl each, keep-alive), curl's time_total; then VmRSS"
+        echo "http: $HTTP_REQUESTS sequential GETs of /metrics, then of /api/status (one curl each, keep-alive), curl's time_total and the face's Server-Timing render time; then VmRSS"
         echo "plain (no --http) and http alternating, $REPEAT time(s) each"
     } | tee "$RESULTS/machine.txt" >&2
     next_port
@@ -592,9 +595,11 @@ run_http() {
         }
         { rss[field("variant")] = rss[field("variant")] " " field("rss_kib") }
         field("variant") == "http" {
-            printf "repetition %s: /metrics %s bytes, ms p50 %s p90 %s p99 %s max %s; /api/status %s bytes, ms p50 %s p90 %s p99 %s max %s\n",
+            printf "repetition %s: /metrics %s bytes, ms p50 %s p90 %s p99 %s max %s (render p50 %s p99 %s max %s); /api/status %s bytes, ms p50 %s p90 %s p99 %s max %s (render p50 %s p99 %s max %s)\n",
                 field("repetition"), field("metrics_bytes"), field("metrics_p50_ms"), field("metrics_p90_ms"), field("metrics_p99_ms"), field("metrics_max_ms"),
-                field("status_bytes"), field("status_p50_ms"), field("status_p90_ms"), field("status_p99_ms"), field("status_max_ms")
+                field("metrics_render_p50_ms"), field("metrics_render_p99_ms"), field("metrics_render_max_ms"),
+                field("status_bytes"), field("status_p50_ms"), field("status_p90_ms"), field("status_p99_ms"), field("status_max_ms"),
+                field("status_render_p50_ms"), field("status_render_p99_ms"), field("status_render_max_ms")
         }
         END {
             plain = median(rss["plain"]); http = median(rss["http"])

@@ -87,8 +87,8 @@ struct HTTPFaceRenderingTests {
         #expect(HTTPDate.format(unixSeconds: 4_102_444_799) == "Thu, 31 Dec 2099 23:59:59 GMT")
     }
 
-    /// Every answer carries the date, the server's name and no-store; HEAD answers the length of
-    /// what GET would send, without the body.
+    /// Every answer carries the date, the server's name, its render time and no-store; HEAD
+    /// answers the length of what GET would send, without the body.
     @Test func answersCarryDateServerAndHeadLengths() async throws {
         try await FaceHarness.run { face in
             let before = Int(Date().timeIntervalSince1970)
@@ -99,6 +99,12 @@ struct HTTPFaceRenderingTests {
             #expect((before...after).contains { head.contains("date: " + HTTPDate.format(unixSeconds: $0).lowercased()) }, "\(live.head)")
             #expect(head.contains("server: sec1000"))
             #expect(head.contains("cache-control: no-store"))
+            // `render;dur=` and milliseconds with three decimals, as the benchmark parses it.
+            let timing = live.head.split(separator: "\r\n").first { $0.lowercased().hasPrefix("server-timing: ") }
+            let duration = try #require(timing?.split(separator: "=").last, "\(live.head)")
+            #expect(timing?.lowercased().hasPrefix("server-timing: render;dur=") == true)
+            #expect(duration.split(separator: ".").last?.count == 3)
+            #expect(Double(duration).map { $0 >= 0 && $0 < 10_000 } == true, "\(duration)")
             let headAnswer = await httpRequest(port: face.port, "HEAD /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
             #expect(headAnswer.status == 200)
             #expect(headAnswer.head.lowercased().contains("content-length: 3"), "\(headAnswer.head)")
