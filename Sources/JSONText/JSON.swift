@@ -20,8 +20,10 @@ public enum JSON: Sendable, Equatable {
 
     public static func == (a: JSON, b: JSON) -> Bool { a.text == b.text }
 
-    /// Any integer of the standard library, as `.int`.
-    public static func integer(_ value: some BinaryInteger) -> JSON { .int(Int64(value)) }
+    /// Any integer of the standard library (a `UInt64` past `Int64.max` too, written exactly).
+    public static func integer(_ value: some BinaryInteger) -> JSON {
+        Int64(exactly: value).map(JSON.int) ?? .number("\(value)")
+    }
 
     /// An object whose `nil` members are left out and whose keys are sorted, as a JSONEncoder with
     /// `.sortedKeys` writes a `Codable` struct.
@@ -63,13 +65,7 @@ public enum JSON: Sendable, Equatable {
         }
     }
 
-    /// `text` as a JSON string literal: quotes, backslashes and control characters escaped.
-    public static func quote(_ text: String) -> String {
-        var out = ""
-        quote(text, to: &out)
-        return out
-    }
-
+    /// Appends `text` as a JSON string literal: quotes, backslashes and control characters escaped.
     static func quote(_ text: String, to out: inout String) {
         out += "\""
         for scalar in text.unicodeScalars {

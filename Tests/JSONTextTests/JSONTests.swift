@@ -10,6 +10,7 @@ struct JSONTests {
         #expect(JSON.bool(true).text == "true")
         #expect(JSON.int(-9_223_372_036_854_775_808).text == "-9223372036854775808")
         #expect(JSON.integer(UInt32.max).text == "4294967295")
+        #expect(JSON.integer(UInt64.max).text == "18446744073709551615", "no trap past Int64.max")
         #expect(JSON.number("230.4").text == "230.4")
         #expect(JSON.double(0.1).text == "0.1", "the shortest text, not 0.10000000000000001")
         #expect(JSON.double(1e-5).text == "1e-05")
