@@ -101,6 +101,9 @@ struct FaceResponder: Sendable {
     func respond(to request: Request, unixNow: Double) -> Response {
         let start = ContinuousClock.now
         var response = route(request, unixNow: unixNow)
+        // HEAD keeps the length GET would send (setting an empty body would zero it), on every
+        // path, and no body (NIO's encoder drops one too; the face does not rely on it).
+        if request.method == .head { response = response.createHeadResponse() }
         // W3C Server Timing: the time the answer took to make, without the network (a browser's
         // developer tools show it; the benchmark reads it as the render time).
         let taken = (ContinuousClock.now - start).components
@@ -143,8 +146,6 @@ struct FaceResponder: Sendable {
         }
         response.headers[.cacheControl] = "no-store"
         response.headers[.xContentTypeOptions] = "nosniff"
-        // HEAD keeps the length GET would send (setting an empty body would zero it).
-        if request.method == .head { response = response.createHeadResponse() }
         return response
     }
 

@@ -15,6 +15,10 @@ struct HTTPFaceRenderingTests {
         var hanging = SimulatorConfiguration()
         hanging.seed = 2
         try await FaceHarness.run(simulators: [SimulatorConfiguration(replayCapture: true), hanging]) { face in
+            // Settings are read after a device's first good poll: both have them before unit 2 hangs.
+            try await waitUntil("both devices' settings read") {
+                face.face.server.source.states.allSatisfy { $0.current.control.settingsRead != nil }
+            }
             face.bridge.devices[1].setFaults(FaultRates(hang: 1))
             try await waitUntil("unit 2 to go stale", timeout: .seconds(20)) { await face.get("/health").status == 503 }
             let source = face.face.server.source
@@ -109,6 +113,13 @@ struct HTTPFaceRenderingTests {
             #expect(headAnswer.status == 200)
             #expect(headAnswer.head.lowercased().contains("content-length: 3"), "\(headAnswer.head)")
             #expect(headAnswer.body.isEmpty)
+            // An unknown path too: no body, and the length GET gets.
+            let notFound = await httpRequest(port: face.port, "HEAD /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            #expect(notFound.status == 404)
+            #expect(notFound.body.isEmpty, "\(notFound.body)")
+            let getNotFound = await httpRequest(port: face.port, "GET /nowhere HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            #expect(!getNotFound.body.isEmpty)
+            #expect(notFound.head.lowercased().contains("content-length: \(getNotFound.body.utf8.count)"), "\(notFound.head)")
         }
     }
 }
