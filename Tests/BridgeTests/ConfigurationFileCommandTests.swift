@@ -80,37 +80,47 @@ struct ConfigurationFileCommandTests {
         #expect(options.subtracting(notKeys) == keys, "options without a key: \(options.subtracting(notKeys).subtracting(keys)); keys without an option: \(keys.subtracting(options))")
     }
 
+    /// The keys that take a number or another value (not a switch), by name.
+    static let valueKeys: [String] = ConfigurationKey.bridge.compactMap { key in
+        guard case .value = key.kind, !["listen", "energy-state"].contains(key.name) else { return nil }
+        return key.name
+    }
+
     /// Each number key against the flag of the same name: refused exactly when the flag refuses,
-    /// with the flag's own "expected ..." text.
-    @Test func everyNumberKeyTakesWhatItsFlagTakes() async {
+    /// with the flag's own "expected ..." text. One case a key: each is a dozen parses of the whole
+    /// command, which under AddressSanitizer take seconds.
+    @Test(arguments: valueKeys)
+    func everyNumberKeyTakesWhatItsFlagTakes(key: String) async {
         let mismatches = await offPool { () -> [String] in
             var mismatches: [String] = []
-            for key in ConfigurationKey.bridge {
-                guard case .value = key.kind, !["listen", "energy-state"].contains(key.name) else { continue }
-                var base = key.name == "stale-after" ? ["--interval", "0.01"] : []
-                // MQTT options need --mqtt (TLS files an mqtts:// one, a password file a username).
-                if key.name.hasPrefix("mqtt-") || key.name.hasPrefix("ha-") { base += ["--mqtt", "mqtts://127.0.0.1", "--mqtt-username", "u"] }
-                for value in ["1e300", "-1", "0", "0.001", "1", "0.5", "60", "3600.5", "86400", "864001", "4294967296", "x"] {
-                    let fileError: String?
-                    do {
-                        _ = try ConfigurationFile.parse("\(key.name): \"\(value)\"\n", path: "f", ownerOnly: true)
-                        fileError = nil
-                    } catch let error as ConfigurationFileError { fileError = error.message } catch { fileError = "\(error)" }
-                    var flagError: String?
-                    do { _ = try SEC1000Command.parseAsRoot(["bridge", "--simulate"] + base + ["--\(key.name)=\(value)"]) } catch {
-                        flagError = SEC1000Command.message(for: error)
-                    }
-                    // Both refuse or both accept; where the flag's parser says what it expects, it says the same.
-                    let expected = fileError.map { $0.replacingOccurrences(of: "'\(key.name)': ", with: "") } ?? ""
-                    let sameText = flagError.map { !$0.contains("expected") || $0.contains(expected) } ?? true
-                    if (fileError == nil) != (flagError == nil) || !sameText {
-                        mismatches.append("\(key.name) \(value): file \(fileError ?? "accepts"), flag \(flagError ?? "accepts")")
-                    }
+            var base = key == "stale-after" ? ["--interval", "0.01"] : []
+            // MQTT options need --mqtt (TLS files an mqtts:// one, a password file a username).
+            if key.hasPrefix("mqtt-") || key.hasPrefix("ha-") { base += ["--mqtt", "mqtts://127.0.0.1", "--mqtt-username", "u"] }
+            for value in ["1e300", "-1", "0", "0.001", "1", "0.5", "60", "3600.5", "86400", "864001", "4294967296", "x"] {
+                let fileError: String?
+                do {
+                    _ = try ConfigurationFile.parse("\(key): \"\(value)\"\n", path: "f", ownerOnly: true)
+                    fileError = nil
+                } catch let error as ConfigurationFileError { fileError = error.message } catch { fileError = "\(error)" }
+                var flagError: String?
+                do { _ = try SEC1000Command.parseAsRoot(["bridge", "--simulate"] + base + ["--\(key)=\(value)"]) } catch {
+                    flagError = SEC1000Command.message(for: error)
+                }
+                // Both refuse or both accept; where the flag's parser says what it expects, it says the same.
+                let expected = fileError.map { $0.replacingOccurrences(of: "'\(key)': ", with: "") } ?? ""
+                let sameText = flagError.map { !$0.contains("expected") || $0.contains(expected) } ?? true
+                if (fileError == nil) != (flagError == nil) || !sameText {
+                    mismatches.append("\(key) \(value): file \(fileError ?? "accepts"), flag \(flagError ?? "accepts")")
                 }
             }
             return mismatches
         }
         #expect(mismatches.isEmpty, "\(mismatches)")
+    }
+
+    @Test func thereAreValueKeysToCheck() {
+        #expect(Self.valueKeys.count >= 20, "\(Self.valueKeys)")
+        #expect(Self.valueKeys.contains("interval") && Self.valueKeys.contains("mqtt-prefix"))
     }
 
     // MARK: The real executable
