@@ -70,11 +70,30 @@ func failure(of client: SEC1000Client, _ request: Request = .readMeasurements) a
     }
 }
 
-/// A loopback port that nothing listens on: bound, noted, and closed again. Another bind of port 0
-/// could be handed it in between, but the kernel picks among some 28,000 ports at random.
+/// A loopback port that nothing listens on and no other test can take: a TCP socket bound to it
+/// and never put to listening, held for the rest of the test process (a connection to it is
+/// refused). A port bound and closed again was once handed at once to a concurrent test's
+/// simulator, whose dropped connection read as a reset instead of a refusal.
 func closedPort() throws -> UInt16 {
-    let listener = try TCPListener(bind: SocketAddress(host: loopback, port: 0))
-    return listener.port
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) { pointer in
+        pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
+            bind(descriptor, socketAddress, length) == 0 && getsockname(descriptor, socketAddress, &length) == 0
+        }
+    }
+    guard bound else {
+        let code = errno
+        close(descriptor)
+        throw POSIXError(POSIXErrorCode(rawValue: code) ?? .EIO)
+    }
+    // Deliberately never closed: the port stays reserved until the test process ends.
+    return UInt16(bigEndian: address.sin_port)
 }
 
 /// Runs `body` with a listener whose accept queue is full, so a new connection's SYN is dropped
